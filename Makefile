@@ -1,0 +1,50 @@
+# srcnn-tf front door. Every target creates .venv and installs the project on first use.
+# Variables map to pipeline flags; see README.md for the full table.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+GPU    ?= 0
+EXTRAS := $(if $(filter 1,$(GPU)),gpu,cpu),dev
+
+SCALE   ?= 3
+DATA    ?=
+TFDS    ?=
+OUT     ?=
+WORKERS ?= 0
+ARGS    ?=
+
+RECORDS_OUT := $(if $(OUT),$(OUT),tfrecords)
+
+.PHONY: install records test bench bench-records clean help
+
+help:
+	@sed -n 's/^## //p' README.md | head -40 || true
+	@echo "targets: install records test bench bench-records clean"
+
+$(VENV)/.installed: setup.py setup.cfg
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+## make install [GPU=1]            create .venv and install the project (cpu or gpu extra)
+install: $(VENV)/.installed
+
+## make records SCALE=3 DATA=dir   degraded/bicubic patch TFRecords under tfrecords/x3/
+records: $(VENV)/.installed
+	$(PY) -m pipelines.make_records --scale=$(SCALE) --out_dir=$(RECORDS_OUT) \
+		--workers=$(WORKERS) $(if $(DATA),--input_dir=$(DATA)) $(if $(TFDS),--tfds_name=$(TFDS)) $(ARGS)
+
+## make test                       the unit and integration tests
+test: $(VENV)/.installed
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
+
+## make bench-records              records throughput vs a naive per-patch loop
+bench-records: $(VENV)/.installed
+	$(PY) -m benchmarks.bench_records $(ARGS)
+
+bench: bench-records
+
+clean:
+	rm -rf tfrecords runs build *.egg-info

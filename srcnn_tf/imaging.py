@@ -1,0 +1,248 @@
+"""The paper's imaging protocol in numpy: loading, BT.601 YCbCr, modcrop, MATLAB bicubic.
+
+Everything here matches MATLAB (`imread`, `rgb2ycbcr`, `imresize(..., 'bicubic')`) because the
+published SRCNN numbers were computed with it; OpenCV/PIL/tf.image bicubic differ by 0.1-2 dB.
+Imports nothing of this package and no TensorFlow, so record workers start in milliseconds.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from typing import Union
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+PathOrBytes = Union[str, os.PathLike, bytes]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+# MATLAB rgb2ycbcr (BT.601, "studio swing": Y in 16..235, Cb/Cr in 16..240) for [0, 1] input.
+_RGB2YCBCR = np.array(
+    [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]
+) / 255.0
+_YCBCR_OFFSET = np.array([16.0, 128.0, 128.0]) / 255.0
+
+
+class ImageError(ValueError):
+    """A file that cannot be used as an image; the message names it."""
+
+
+def load_image(source: PathOrBytes, name: str | None = None) -> np.ndarray:
+    """Decodes an image file (or its bytes) to uint8 HxWxC with C = 1 (gray) or 3 (RGB).
+
+    Accepts 8-bit gray, RGB, RGBA/LA (alpha dropped), palette, 16-bit (scaled to 8 bit by
+    round(v / 257)) and CMYK. `name` is used in error messages when `source` is bytes.
+    Raises ImageError naming the file for anything that does not decode.
+    """
+    label = name or (source if not isinstance(source, bytes) else "<bytes>")
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+            im.load()
+            return _to_array(im, label)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        if isinstance(e, ImageError):
+            raise
+        raise ImageError(f"{label}: not a readable image ({e})") from e
+
+
+def _to_array(im: Image.Image, label: str) -> np.ndarray:
+    mode = im.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        arr = np.asarray(im).astype(np.float64)
+        if mode == "I" and arr.max(initial=0) <= 255:
+            out = arr
+        else:
+            out = arr / 257.0
+        return np.clip(matlab_round(out), 0, 255).astype(np.uint8)[..., None]
+    if mode == "F":
+        raise ImageError(f"{label}: floating-point images are not supported (mode F)")
+    if mode in ("1", "L", "LA"):
+        return np.asarray(im.convert("L"), dtype=np.uint8)[..., None]
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    # RGB, RGBA, CMYK, YCbCr, LAB, HSV, RGBX ...: Pillow converts to RGB (alpha dropped).
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Writes uint8 HxW, HxWx1 or HxWx3 to any format Pillow knows from the extension."""
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise ValueError(f"save_image wants uint8, got {arr.dtype}")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    Image.fromarray(arr).save(path)
+
+
+def matlab_round(x: np.ndarray) -> np.ndarray:
+    """Rounds half away from zero, as MATLAB's `round` and uint8 conversion do (numpy rounds half
+    to even)."""
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def rgb2ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """MATLAB `rgb2ycbcr`: uint8 in -> uint8 out (rounded); float in [0, 1] -> float64 out.
+
+    Shape HxWx3 -> HxWx3, Y in [16, 235] (uint8) or [16/255, 235/255] (float).
+    """
+    is_uint8 = rgb.dtype == np.uint8
+    x = rgb.astype(np.float64) / 255.0 if is_uint8 else rgb.astype(np.float64)
+    out = x @ _RGB2YCBCR.T + _YCBCR_OFFSET
+    if is_uint8:
+        return np.clip(matlab_round(out * 255.0), 0, 255).astype(np.uint8)
+    return out
+
+
+def ycbcr2rgb(ycbcr: np.ndarray) -> np.ndarray:
+    """MATLAB `ycbcr2rgb`, the inverse of rgb2ycbcr; same dtype rules (uint8 in -> uint8 out)."""
+    is_uint8 = ycbcr.dtype == np.uint8
+    x = ycbcr.astype(np.float64) / 255.0 if is_uint8 else ycbcr.astype(np.float64)
+    out = (x - _YCBCR_OFFSET) @ np.linalg.inv(_RGB2YCBCR).T
+    if is_uint8:
+        return np.clip(matlab_round(out * 255.0), 0, 255).astype(np.uint8)
+    return out
+
+
+def to_y(image: np.ndarray) -> np.ndarray:
+    """uint8 HxWx{1,3} -> uint8 HxWx1 luminance; a grayscale image is its own Y (not rescaled)."""
+    if image.ndim != 3 or image.shape[2] not in (1, 3):
+        raise ValueError(f"expected HxWx1 or HxWx3, got shape {image.shape}")
+    if image.shape[2] == 1:
+        return image
+    y = image.astype(np.float64) @ (_RGB2YCBCR[0] / 255.0) + _YCBCR_OFFSET[0]  # rgb2ycbcr's Y row
+    return np.clip(matlab_round(y * 255.0), 0, 255).astype(np.uint8)[..., None]
+
+
+def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
+    """Crops the bottom/right so that height and width are multiples of `scale` (MATLAB modcrop)."""
+    h, w = image.shape[:2]
+    return image[: h - h % scale, : w - w % scale]
+
+
+def _cubic(x: np.ndarray) -> np.ndarray:
+    """Keys' cubic convolution kernel with a = -0.5, as in MATLAB's imresize."""
+    ax = np.abs(x)
+    ax2, ax3 = ax * ax, ax * ax * ax
+    return (1.5 * ax3 - 2.5 * ax2 + 1.0) * (ax <= 1) + (
+        -0.5 * ax3 + 2.5 * ax2 - 4.0 * ax + 2.0
+    ) * ((ax > 1) & (ax <= 2))
+
+
+def resize_contributions(
+    in_length: int, out_length: int, scale: float, antialiasing: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """MATLAB imresize `contributions`: weights (out, P) float64 and 0-based indices (out, P).
+
+    When shrinking with antialiasing the kernel is widened by 1/scale; indices outside the input
+    are mirrored symmetrically (edge sample repeated), and all-zero columns are dropped.
+    """
+    kernel_width = 4.0
+    if scale < 1 and antialiasing:
+        kernel = lambda x: scale * _cubic(scale * x)  # noqa: E731
+        kernel_width = kernel_width / scale
+    else:
+        kernel = _cubic
+    x = np.arange(1, out_length + 1, dtype=np.float64)
+    u = x / scale + 0.5 * (1 - 1 / scale)
+    left = np.floor(u - kernel_width / 2)
+    p = int(math.ceil(kernel_width)) + 2
+    indices = left[:, None] + np.arange(p)[None, :]
+    weights = kernel(u[:, None] - indices)
+    weights = weights / weights.sum(axis=1, keepdims=True)
+    aux = np.concatenate([np.arange(in_length), np.arange(in_length - 1, -1, -1)])
+    indices = aux[np.mod(indices.astype(np.int64) - 1, aux.size)]
+    keep = np.any(weights != 0, axis=0)
+    return weights[:, keep], indices[:, keep]
+
+
+def _output_length(in_length: int, scale: float) -> int:
+    # round() guards against 255 * (1/3) = 85.00000000000001 giving 86.
+    return int(math.ceil(round(in_length * scale, 9)))
+
+
+def imresize(
+    image: np.ndarray,
+    scale: float | None = None,
+    output_shape: tuple[int, int] | None = None,
+    antialiasing: bool = True,
+) -> np.ndarray:
+    """MATLAB `imresize(image, scale, 'bicubic')` on HxW or HxWxC.
+
+    Give `scale` (output size ceil(in * scale)) or `output_shape` (h, w). Float input is
+    resized in float64 and returned as float64 (no clipping, like MATLAB); uint8 input is
+    returned rounded and clipped to uint8. Rows are resized first unless they shrink less
+    than the columns (MATLAB's dimension order).
+    """
+    if (scale is None) == (output_shape is None):
+        raise ValueError("give exactly one of scale and output_shape")
+    h, w = image.shape[:2]
+    if output_shape is not None:
+        out_h, out_w = output_shape
+        scales = (out_h / h, out_w / w)
+    else:
+        scales = (float(scale), float(scale))
+        out_h, out_w = _output_length(h, scale), _output_length(w, scale)
+    is_uint8 = image.dtype == np.uint8
+    out = image.astype(np.float64)
+    order = (0, 1) if scales[0] <= scales[1] else (1, 0)
+    for axis in order:
+        in_len, out_len = out.shape[axis], (out_h, out_w)[axis]
+        weights, indices = resize_contributions(in_len, out_len, scales[axis], antialiasing)
+        out = np.moveaxis(out, axis, 0)
+        gathered = out[indices]  # (out_len, P, ...)
+        out = np.einsum("op,op...->o...", weights, gathered)
+        out = np.moveaxis(out, 0, axis)
+    if is_uint8:
+        return np.clip(matlab_round(out), 0, 255).astype(np.uint8)
+    return out
+
+
+def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Isotropic Gaussian blur (window 2*ceil(3 sigma)+1, symmetric border) on float HxW[xC]."""
+    if sigma <= 0:
+        return image
+    radius = int(math.ceil(3 * sigma))
+    t = np.arange(-radius, radius + 1, dtype=np.float64)
+    k = np.exp(-(t**2) / (2 * sigma**2))
+    k /= k.sum()
+    out = image.astype(np.float64)
+    for axis in (0, 1):
+        pad = [(0, 0)] * out.ndim
+        pad[axis] = (radius, radius)
+        padded = np.pad(out, pad, mode="symmetric")
+        out = sum(
+            k[i] * np.take(padded, np.arange(i, i + out.shape[axis]), axis=axis)
+            for i in range(k.size)
+        )
+    return out
+
+
+def degrade(hr: np.ndarray, scale: int, blur_sigma: float = 0.0) -> np.ndarray:
+    """The paper's network input: bicubic down by 1/scale then back up, both MATLAB-style.
+
+    hr: float HxW[xC] in [0, 1] with H, W multiples of `scale` (apply `modcrop` first).
+    Returns float64 of the same shape, unclipped (values may leave [0, 1] slightly).
+    """
+    h, w = hr.shape[:2]
+    if h % scale or w % scale:
+        raise ValueError(f"HR size {h}x{w} is not a multiple of scale {scale}: modcrop first")
+    lr = imresize(gaussian_blur(hr, blur_sigma), scale=1.0 / scale)
+    return imresize(lr, output_shape=(h, w))
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """Float in [0, 1] -> uint8 as MATLAB's `uint8(x * 255)` does (round half away, clip)."""
+    return np.clip(matlab_round(np.asarray(x, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
+def list_images(folder: str | os.PathLike) -> list[str]:
+    """Image files under `folder` (recursive), sorted by relative path, by extension."""
+    found = []
+    for root, _, files in os.walk(folder):
+        for f in files:
+            if f.lower().endswith(IMAGE_EXTENSIONS):
+                found.append(os.path.join(root, f))
+    return sorted(found, key=lambda p: os.path.relpath(p, folder))

@@ -1,0 +1,163 @@
+"""The imaging protocol: loading, MATLAB YCbCr, modcrop, MATLAB bicubic."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from srcnn_tf import imaging, metrics
+
+
+def _encode(img: Image.Image, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt)
+    return buf.getvalue()
+
+
+class TestLoadImage:
+    def test_gray_rgb_rgba_palette(self):
+        rgb = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3) * 3
+        assert imaging.load_image(_encode(Image.fromarray(rgb), "PNG")).shape == (4, 5, 3)
+        np.testing.assert_array_equal(imaging.load_image(_encode(Image.fromarray(rgb), "PNG")), rgb)
+        gray = rgb[..., 0]
+        np.testing.assert_array_equal(
+            imaging.load_image(_encode(Image.fromarray(gray), "PNG"))[..., 0], gray)
+        rgba = np.concatenate([rgb, np.full((4, 5, 1), 7, np.uint8)], axis=2)
+        np.testing.assert_array_equal(
+            imaging.load_image(_encode(Image.fromarray(rgba), "PNG")), rgb)
+        pal = Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE)
+        out = imaging.load_image(_encode(pal, "PNG"))
+        np.testing.assert_array_equal(out, np.asarray(pal.convert("RGB")))
+
+    def test_16_bit_is_scaled(self):
+        v = np.array([[0, 257, 65535, 32896]], dtype=np.uint16)
+        out = imaging.load_image(_encode(Image.fromarray(v), "PNG"))
+        np.testing.assert_array_equal(out[..., 0], [[0, 1, 255, 128]])
+
+    def test_cmyk(self):
+        cmyk = Image.new("CMYK", (6, 4), (0, 255, 255, 0))  # red
+        out = imaging.load_image(_encode(cmyk, "JPEG"))
+        assert out.shape == (4, 6, 3)
+        assert out[..., 0].min() > 200 and out[..., 1].max() < 60
+
+    def test_not_an_image_names_the_file(self, tmp_path):
+        bad = tmp_path / "notes.png"
+        bad.write_text("hello")
+        with pytest.raises(imaging.ImageError, match="notes.png"):
+            imaging.load_image(bad)
+        with pytest.raises(imaging.ImageError, match="cut.png"):
+            imaging.load_image(_encode(Image.new("RGB", (40, 40)), "PNG")[:60], name="cut.png")
+
+
+def test_rgb2ycbcr_matches_matlab():
+    # MATLAB: rgb2ycbcr(uint8([0 0 0; 255 255 255; 255 0 0])) ->
+    #   [16 128 128; 235 128 128; 81 90 240]
+    rgb = np.array([[[0, 0, 0], [255, 255, 255], [255, 0, 0]]], dtype=np.uint8)
+    np.testing.assert_array_equal(
+        imaging.rgb2ycbcr(rgb)[0], [[16, 128, 128], [235, 128, 128], [81, 90, 240]])
+    x = np.random.default_rng(0).uniform(size=(8, 9, 3))
+    np.testing.assert_allclose(imaging.ycbcr2rgb(imaging.rgb2ycbcr(x)), x, atol=1e-12)
+
+
+def test_gray_is_its_own_y():
+    g = np.random.default_rng(0).integers(0, 256, size=(5, 6, 1), dtype=np.uint8)
+    np.testing.assert_array_equal(imaging.to_y(g), g)
+
+
+def test_modcrop():
+    assert imaging.modcrop(np.zeros((250, 361, 3)), 3).shape == (249, 360, 3)
+    assert imaging.modcrop(np.zeros((12, 12)), 4).shape == (12, 12)
+
+
+def _reference_resize_1d(x: np.ndarray, out_len: int, scale: float) -> np.ndarray:
+    """Scalar transcription of MATLAB imresize.m (bicubic) along one axis, for cross-checking."""
+    def cubic(t):
+        a = abs(t)
+        if a <= 1:
+            return 1.5 * a**3 - 2.5 * a**2 + 1
+        if a <= 2:
+            return -0.5 * a**3 + 2.5 * a**2 - 4 * a + 2
+        return 0.0
+
+    width = 4.0 / scale if scale < 1 else 4.0
+    out = np.zeros(out_len)
+    n = len(x)
+    for i in range(1, out_len + 1):
+        u = i / scale + 0.5 * (1 - 1 / scale)
+        left = math.floor(u - width / 2)
+        ws, vs = [], []
+        for j in range(left, left + math.ceil(width) + 2):
+            w = scale * cubic(scale * (u - j)) if scale < 1 else cubic(u - j)
+            k = j
+            while k < 1 or k > n:  # symmetric: 0 -> 1, n+1 -> n
+                k = 1 - k if k < 1 else 2 * n + 1 - k
+            ws.append(w)
+            vs.append(x[k - 1])
+        out[i - 1] = np.dot(ws, vs) / sum(ws)
+    return out
+
+
+@pytest.mark.parametrize("n, scale", [(12, 1 / 3), (13, 0.5), (9, 3.0), (7, 2.0), (30, 0.25)])
+def test_imresize_matches_matlab_formula(n, scale):
+    x = np.random.default_rng(n).uniform(size=n)
+    out_len = math.ceil(round(n * scale, 9))
+    ref = _reference_resize_1d(x, out_len, scale)
+    got = imaging.imresize(x[:, None], output_shape=(out_len, 1))[:, 0] if scale >= 1 else (
+        imaging.imresize(np.repeat(x[:, None], 3, 1), scale=scale)[:, 0])
+    np.testing.assert_allclose(got, ref, atol=1e-12)
+
+
+def test_imresize_sizes_and_constants():
+    assert imaging.imresize(np.zeros((7, 8)), scale=1 / 3).shape == (3, 3)
+    assert imaging.imresize(np.zeros((255, 255)), scale=1 / 3).shape == (85, 85)
+    const = np.full((12, 15, 2), 0.25)
+    np.testing.assert_allclose(imaging.imresize(const, scale=1 / 3), 0.25, atol=1e-12)
+    np.testing.assert_allclose(imaging.imresize(const, scale=3), 0.25, atol=1e-12)
+    u8 = imaging.imresize(np.full((6, 6), 200, np.uint8), scale=2)
+    assert u8.dtype == np.uint8 and (u8 == 200).all()
+
+
+def test_imresize_is_not_opencv_bicubic():
+    """The reason this module exists: OpenCV's bicubic (a = -0.75, no antialias) differs."""
+    import cv2
+
+    x = np.random.default_rng(1).uniform(size=(30, 30))
+    ours = imaging.imresize(x, scale=1 / 3)
+    cv = cv2.resize(x, (10, 10), interpolation=cv2.INTER_CUBIC)
+    assert np.abs(ours - cv).max() > 0.05
+
+
+def test_degrade_requires_modcrop():
+    with pytest.raises(ValueError, match="modcrop"):
+        imaging.degrade(np.zeros((10, 9)), 3)
+
+
+def test_gaussian_blur_preserves_constants_and_smooths():
+    const = np.full((9, 9), 0.5)
+    np.testing.assert_allclose(imaging.gaussian_blur(const, 1.2), 0.5, atol=1e-12)
+    noise = np.random.default_rng(0).uniform(size=(32, 32))
+    assert imaging.gaussian_blur(noise, 1.0).std() < noise.std() / 2
+
+
+PAPER_BICUBIC = {  # Set5 PSNR, SSIM; Set14 PSNR (Dong et al., TPAMI 2016)
+    ("Set5", 2): (33.66, 0.9299), ("Set5", 3): (30.39, 0.8682), ("Set5", 4): (28.42, 0.8104),
+    ("Set14", 2): (30.23, None), ("Set14", 3): (27.54, None), ("Set14", 4): (26.00, None),
+}
+
+
+@pytest.mark.parametrize("set_name, scale", sorted(PAPER_BICUBIC))
+def test_bicubic_baseline_reproduces_paper(shared_data, set_name, scale):
+    psnrs, ssims = [], []
+    for path in imaging.list_images(shared_data / set_name):
+        y = imaging.modcrop(imaging.to_y(imaging.load_image(path)), scale)
+        bicubic = imaging.to_uint8(imaging.degrade(y.astype(np.float64) / 255.0, scale))
+        psnrs.append(metrics.psnr(bicubic, y, crop_border=scale))
+        ssims.append(metrics.ssim(bicubic, y, crop_border=scale))
+    paper_psnr, paper_ssim = PAPER_BICUBIC[(set_name, scale)]
+    assert abs(np.mean(psnrs) - paper_psnr) <= 0.01
+    if paper_ssim is not None:
+        assert abs(np.mean(ssims) - paper_ssim) <= 0.0001

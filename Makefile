@@ -13,10 +13,14 @@ TFDS    ?=
 OUT     ?=
 WORKERS ?= 0
 ARGS    ?=
+MODEL   ?= 9-5-5
+EPOCHS  ?= 100
+RUN     ?= runs/x$(SCALE)
+TRAIN_ARGS ?=
 
 RECORDS_OUT := $(if $(OUT),$(OUT),tfrecords)
 
-.PHONY: install records test bench bench-records clean help
+.PHONY: install records train test bench bench-records bench-train clean help
 
 help:
 	@sed -n 's/^## //p' README.md | head -40 || true
@@ -36,6 +40,12 @@ records: $(VENV)/.installed
 	$(PY) -m pipelines.make_records --scale=$(SCALE) --out_dir=$(RECORDS_OUT) \
 		--workers=$(WORKERS) $(if $(DATA),--input_dir=$(DATA)) $(if $(TFDS),--tfds_name=$(TFDS)) $(ARGS)
 
+## make train SCALE=3 [MODEL=9-5-5 EPOCHS=100 DATA=dir RUN=runs/x3 GPU=1 TRAIN_ARGS=..]
+train: records
+	$(PY) -m pipelines.train --records=$(RECORDS_OUT)/x$(SCALE) --run_dir=$(RUN) --scale=$(SCALE) \
+		--model=$(MODEL) --epochs=$(EPOCHS) $(if $(filter 1,$(GPU)),--mixed_precision=mixed_float16) \
+		$(TRAIN_ARGS)
+
 ## make test                       the unit and integration tests
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
@@ -44,7 +54,11 @@ test: $(VENV)/.installed
 bench-records: $(VENV)/.installed
 	$(PY) -m benchmarks.bench_records $(ARGS)
 
-bench: bench-records
+## make bench-train                patches/s and GFLOP/s vs the measured peak, loader vs in-memory, PyTorch
+bench-train: $(VENV)/.installed
+	$(PY) -m benchmarks.bench_train $(ARGS)
+
+bench: bench-records bench-train
 
 clean:
 	rm -rf tfrecords runs build *.egg-info

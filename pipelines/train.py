@@ -1,0 +1,115 @@
+"""Trains SRCNN on patch records: `make train SCALE=3 [MODEL=9-5-5 EPOCHS=.. RUN=runs/x3]`.
+
+python -m pipelines.train --records=tfrecords/x3 --run_dir=runs/x3 --model=9-5-5
+"""
+
+from __future__ import annotations
+
+import json
+
+from absl import app, flags, logging
+
+from srcnn_tf import model as model_lib
+from srcnn_tf import train as train_lib
+
+_M = model_lib.ModelConfig()
+_T = train_lib.TrainConfig(record_dir="", run_dir="")
+
+_RECORDS = flags.DEFINE_string("records", None, "Records folder (tfrecords/x3).", required=True)
+_RUN_DIR = flags.DEFINE_string("run_dir", None, "Run directory (created; resumed if present).",
+                               required=True)
+_SCALE = flags.DEFINE_integer("scale", None, "Expected scale; checked against the records.",
+                              lower_bound=2)
+_RECIPE = flags.DEFINE_enum("recipe", "fast", ["fast", "paper"],
+                            "fast: the measured default (Adam, He init, cosine); paper: SGD "
+                            "momentum 0.9, lr 1e-4 (last layer 1e-5), Gaussian init, constant lr. "
+                            "Explicit flags override the recipe.")
+_MODEL = flags.DEFINE_string("model", _M.preset, "Preset 9-1-5, 9-3-5, 9-5-5 or any 'f1-f2-f3'.")
+_N1 = flags.DEFINE_integer("n1", _M.n1, "Filters of the first layer.", lower_bound=1)
+_N2 = flags.DEFINE_integer("n2", _M.n2, "Filters of the second layer.", lower_bound=1)
+_PADDING = flags.DEFINE_enum("padding", _M.padding, ["valid", "same"], "Convolution padding.")
+_INIT = flags.DEFINE_enum("init", None, ["he", "gaussian"], "Weight init (recipe default).")
+_OPTIMIZER = flags.DEFINE_enum("optimizer", None, ["adam", "sgd"], "Optimiser (recipe default).")
+_LR = flags.DEFINE_float("learning_rate", None, "Base learning rate (recipe default).",
+                         lower_bound=0.0)
+_LR_MULT = flags.DEFINE_list("lr_multipliers", None,
+                             "Per-layer learning-rate multipliers, 3 values (default 1,1,0.1).")
+_SCHEDULE = flags.DEFINE_enum("schedule", None, ["constant", "cosine", "step"],
+                              "Learning-rate schedule (recipe default).")
+_BATCH = flags.DEFINE_integer("batch_size", _T.batch_size, "Global batch size.", lower_bound=1)
+_EPOCHS = flags.DEFINE_integer("epochs", _T.epochs, "Epochs over the training patches.",
+                               lower_bound=1)
+_MAX_STEPS = flags.DEFINE_integer("max_steps", 0, "Stop after this many steps (0: epochs).",
+                                  lower_bound=0)
+_MAX_MINUTES = flags.DEFINE_float("max_minutes", 0.0, "Wall-clock budget (0: none).",
+                                  lower_bound=0.0)
+_AUGMENT = flags.DEFINE_bool("augment", False, "Random flips/rot90 on the fly.")
+_CACHE = flags.DEFINE_bool("cache", _T.cache, "Keep the serialised records in memory.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed for init, shuffling and augmentation.")
+_DETERMINISTIC = flags.DEFINE_bool("deterministic", False, "Deterministic data order.")
+_VAL_EVERY = flags.DEFINE_integer("val_every", _T.val_every, "Validate every N steps.",
+                                  lower_bound=1)
+_CKPT_EVERY = flags.DEFINE_integer("checkpoint_every", _T.checkpoint_every,
+                                   "Checkpoint every N steps.", lower_bound=1)
+_LOG_EVERY = flags.DEFINE_integer("log_every", _T.log_every, "Log every N steps.", lower_bound=1)
+_KEEP = flags.DEFINE_integer("keep_checkpoints", _T.keep_checkpoints, "Checkpoints kept.",
+                             lower_bound=1)
+_MIXED = flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_float16", "mixed_bfloat16"],
+                           "Mixed precision policy (mixed_float16 on GPU).")
+_DEVICES = flags.DEFINE_list("devices", [], "Mirror over these devices (default: all GPUs).")
+_PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
+
+
+@flags.validator("lr_multipliers", message="--lr_multipliers needs 3 positive numbers")
+def _check_mult(value: list[str] | None) -> bool:
+    if value is None:
+        return True
+    try:
+        return len(value) == 3 and all(float(v) > 0 for v in value)
+    except ValueError:
+        return False
+
+
+@flags.validator("model", message="--model must be f1-f2-f3 with odd sizes, e.g. 9-5-5")
+def _check_model(value: str) -> bool:
+    try:
+        model_lib.parse_preset(value)
+    except ValueError:
+        return False
+    return True
+
+
+def config_from_flags() -> train_lib.TrainConfig:
+    recipe = train_lib.paper_recipe() if _RECIPE.value == "paper" else {}
+    init = _INIT.value or ("gaussian" if _RECIPE.value == "paper" else "he")
+    chosen = {
+        "optimizer": _OPTIMIZER.value, "learning_rate": _LR.value, "schedule": _SCHEDULE.value,
+        "lr_multipliers": tuple(float(v) for v in _LR_MULT.value) if _LR_MULT.value else None,
+    }
+    recipe.update({k: v for k, v in chosen.items() if v is not None})
+    return train_lib.TrainConfig(
+        record_dir=_RECORDS.value, run_dir=_RUN_DIR.value, scale=_SCALE.value,
+        model=model_lib.ModelConfig(preset=_MODEL.value, n1=_N1.value, n2=_N2.value,
+                                    padding=_PADDING.value, init=init),
+        batch_size=_BATCH.value, epochs=_EPOCHS.value, max_steps=_MAX_STEPS.value,
+        max_minutes=_MAX_MINUTES.value, augment=_AUGMENT.value, cache=_CACHE.value,
+        seed=_SEED.value, deterministic=_DETERMINISTIC.value, val_every=_VAL_EVERY.value,
+        checkpoint_every=_CKPT_EVERY.value, log_every=_LOG_EVERY.value, keep_checkpoints=_KEEP.value,
+        mixed_precision="" if _MIXED.value == "none" else _MIXED.value,
+        devices=tuple(_DEVICES.value), progress=_PROGRESS.value, **recipe,
+    )
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = config_from_flags()
+    try:
+        summary = train_lib.train(config)
+    except (ValueError, FileNotFoundError) as e:
+        raise app.UsageError(str(e)) from None
+    logging.info("done: %s", json.dumps(summary))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,174 @@
+"""tf.data input pipeline over the records: decode -> parse (train / eval) -> assemble.
+
+Raw Examples are batched before parsing (`parse_example` on a batch is ~5x faster than one by one).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from srcnn_tf import records
+from srcnn_tf.model import ModelConfig
+
+INPUT, LABEL = "input", "label"
+
+
+@dataclasses.dataclass(frozen=True)
+class Geometry:
+    """Patch geometry of a records folder, read from its manifest."""
+
+    scale: int
+    channels: int
+    patch_size: int
+    label_size: int
+    compression: str
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> "Geometry":
+        return cls(manifest["scale"], manifest["channels"], manifest["patch_size"],
+                   manifest["label_size"], manifest["compression"])
+
+
+def check_fit(geometry: Geometry, model: ModelConfig, scale: int | None = None) -> int:
+    """Returns the centre crop to apply to labels so they match the model's output.
+
+    Raises ValueError explaining how to rebuild the records when they do not fit.
+    """
+    if scale is not None and scale != geometry.scale:
+        raise ValueError(f"records are for x{geometry.scale}, training asked for x{scale}")
+    if geometry.channels != model.channels:
+        raise ValueError(f"records have {geometry.channels} channel(s), the model "
+                         f"{model.channels}: rebuild with --channels={model.channels}")
+    out = model.output_size(geometry.patch_size)
+    if out < 1:
+        raise ValueError(f"{geometry.patch_size}x{geometry.patch_size} patches are too small "
+                         f"for a {model.preset} model with valid padding")
+    if geometry.label_size < out or (geometry.label_size - out) % 2:
+        hint = (f"--label_size={geometry.patch_size}" if model.padding == "same"
+                else f"--label_size={out} (or --padding=same)")
+        raise ValueError(
+            f"records hold {geometry.label_size}x{geometry.label_size} labels but a "
+            f"{model.preset} model with {model.padding} padding outputs {out}x{out} from "
+            f"{geometry.patch_size}x{geometry.patch_size} inputs: rebuild the records with {hint}")
+    return (geometry.label_size - out) // 2
+
+
+def parse_batch(serialized: tf.Tensor, geometry: Geometry) -> tuple[tf.Tensor, tf.Tensor]:
+    """A batch of serialised patch Examples -> (input (B, P, P, C), label (B, L, L, C)) float32."""
+    parsed = tf.io.parse_example(serialized, {
+        INPUT: tf.io.FixedLenFeature([], tf.string),
+        LABEL: tf.io.FixedLenFeature([], tf.string),
+    })
+    p, l, c = geometry.patch_size, geometry.label_size, geometry.channels
+    inp = tf.reshape(tf.io.decode_raw(parsed[INPUT], tf.float32), [-1, p, p, c])
+    lab = tf.reshape(tf.io.decode_raw(parsed[LABEL], tf.float32), [-1, l, l, c])
+    inp.set_shape([None, p, p, c])
+    lab.set_shape([None, l, l, c])
+    return inp, lab
+
+
+def random_dihedral(inp: tf.Tensor, lab: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The same random flip/transpose (one of 8 dihedral transforms) per example, for input and
+    label alike. Square patches (B, S, S, C); `seed` is a stateless seed of shape (2,)."""
+    bits = tf.random.stateless_uniform([3, tf.shape(inp)[0]], seed=seed) < 0.5
+
+    def apply(x: tf.Tensor) -> tf.Tensor:
+        mask = lambda b: tf.reshape(b, [-1, 1, 1, 1])  # noqa: E731
+        x = tf.where(mask(bits[0]), tf.transpose(x, [0, 2, 1, 3]), x)
+        x = tf.where(mask(bits[1]), tf.reverse(x, [1]), x)
+        return tf.where(mask(bits[2]), tf.reverse(x, [2]), x)
+
+    return apply(inp), apply(lab)
+
+
+def verify_shards(record_dir: str, manifest: dict[str, Any]) -> None:
+    """Checks every shard's sha256 against the manifest; the error names the damaged shard."""
+    for shard in manifest["train"]["shards"]:
+        path = os.path.join(record_dir, shard["file"])
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: shard listed in the manifest is missing")
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+        if h.hexdigest() != shard["sha256"]:
+            raise ValueError(f"{path}: corrupt shard (sha256 differs from the manifest): "
+                             f"rebuild with make records ARGS=--overwrite")
+
+
+class TrainData:
+    """The training split of a records folder as per-epoch tf.data pipelines.
+
+    Yields (input (B, P, P, C), label (B, L - 2 * label_crop, ..., C)) float32 in [0, 1].
+    Shard order and shuffling are seeded by (seed, epoch), so with `deterministic` an epoch can
+    be replayed exactly and a resumed run skips only the batches it already did in that epoch.
+    `cache` keeps the serialised records in memory across epochs (T91 x3: ~130 MB).
+    """
+
+    def __init__(self, record_dir: str, batch_size: int, *, label_crop: int = 0,
+                 augment: bool = False, shuffle_buffer: int = 16384, seed: int = 0,
+                 deterministic: bool = False, cache: bool = False, verify: bool = True) -> None:
+        self.manifest = records.load_manifest(record_dir)
+        self.geometry = Geometry.from_manifest(self.manifest)
+        if verify:
+            verify_shards(record_dir, self.manifest)
+        self.files = [os.path.join(record_dir, s["file"]) for s in self.manifest["train"]["shards"]]
+        self.batch_size = batch_size
+        self.label_crop = label_crop
+        self.augment = augment
+        self.shuffle_buffer = shuffle_buffer
+        self.seed = seed
+        self.deterministic = deterministic
+        self.steps_per_epoch = self.manifest["train"]["patches"] // batch_size
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"{record_dir}: {self.manifest['train']['patches']} patches, fewer "
+                             f"than one batch of {batch_size}")
+        self._cached = None
+        if cache:
+            raw = tf.data.TFRecordDataset(self.files, compression_type=self.geometry.compression)
+            self._cached = tf.constant(list(raw.as_numpy_iterator()))
+
+    def epoch(self, epoch: int, skip_batches: int = 0) -> tf.data.Dataset:
+        epoch_seed = self.seed * 1_000_003 + epoch
+        if self._cached is not None:
+            ds = tf.data.Dataset.from_tensor_slices(self._cached)
+        else:
+            files = tf.data.Dataset.from_tensor_slices(self.files).shuffle(len(self.files),
+                                                                           seed=epoch_seed)
+            ds = files.interleave(
+                lambda f: tf.data.TFRecordDataset(f, compression_type=self.geometry.compression),
+                cycle_length=min(len(self.files), 8), block_length=16,
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=self.deterministic)
+        if self.shuffle_buffer > 1:
+            ds = ds.shuffle(self.shuffle_buffer, seed=epoch_seed)
+        ds = ds.batch(self.batch_size, drop_remainder=True).enumerate()
+        if skip_batches:
+            ds = ds.skip(skip_batches)
+        geometry, crop, augment = self.geometry, self.label_crop, self.augment
+
+        def parse(i: tf.Tensor, serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            x, y = parse_batch(serialized, geometry)
+            if augment:
+                x, y = random_dihedral(x, y, tf.stack([tf.cast(epoch_seed, tf.int64), i]))
+            if crop:
+                y = y[:, crop:-crop, crop:-crop, :]
+            return x, y
+
+        ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=self.deterministic)
+        options = tf.data.Options()
+        options.deterministic = self.deterministic
+        return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def val_images(record_dir: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Held-out whole images: (id, bicubic input float32 HxWxC, HR uint8 HxWxC)."""
+    from srcnn_tf import imaging
+
+    return [(v["source"], v["input"], imaging.to_uint8(v["label"]))
+            for v in records.read_patches(record_dir, split="val")]

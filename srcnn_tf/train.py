@@ -1,0 +1,425 @@
+"""Training: a tf.function step, per-layer learning rates, validation, checkpoints, summaries.
+
+Run directory contract (`run_dir/`):
+  config.json          the resolved TrainConfig, the records' fingerprint, versions
+  metrics.jsonl        one JSON object per log/validation event (step, minutes, loss, val_psnr ...)
+  checkpoints/         latest checkpoints: model, optimisers, step, epoch, wall time, best PSNR
+  best/                the checkpoint with the best validation PSNR (what export uses)
+  tb/                  TensorBoard events: loss, lr, val PSNR, patches/s, sample images
+  summary.json         written when training ends
+
+Resume order: (1) the latest checkpoint under run_dir/checkpoints restores the model, the
+optimisers, the step, the epoch position, the accumulated wall time and the best PSNR;
+(2) without one, the model is initialised from `seed`. The data order of the resumed epoch is
+replayed from its seed and the batches already done are skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from srcnn_tf import data as data_lib
+from srcnn_tf import imaging, metrics, records
+from srcnn_tf.model import ModelConfig, build_srcnn, conv_layers, super_resolve
+
+log = logging.getLogger("srcnn_tf.train")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One training run. The defaults are the measured fast recipe (see README)."""
+
+    record_dir: str
+    run_dir: str
+    model: ModelConfig = ModelConfig()
+    scale: int | None = None  # checked against the records when given
+    optimizer: str = "adam"  # "adam" or "sgd" (momentum 0.9, the paper's)
+    learning_rate: float = 1e-3
+    lr_multipliers: tuple[float, float, float] = (1.0, 1.0, 0.1)  # per conv layer
+    schedule: str = "cosine"  # "constant", "cosine" (to 1 % at the end), "step"
+    step_every: int = 0  # "step": decay every N steps (0: at 50 % and 75 % of training)
+    step_factor: float = 0.1
+    batch_size: int = 128  # global, split over replicas
+    epochs: int = 100
+    max_steps: int = 0  # 0: epochs * steps_per_epoch
+    max_minutes: float = 0.0  # 0: no wall-clock budget
+    augment: bool = False
+    shuffle_buffer: int = 16384
+    cache: bool = True
+    seed: int = 0
+    deterministic: bool = False
+    val_every: int = 500
+    checkpoint_every: int = 500
+    log_every: int = 50
+    keep_checkpoints: int = 3
+    mixed_precision: str = ""  # "", "mixed_float16" (GPU), "mixed_bfloat16"
+    devices: tuple[str, ...] = ()  # MirroredStrategy over these devices (e.g. two logical CPUs)
+    progress: bool = True
+
+    def validate(self) -> None:
+        self.model.validate()
+        checks = {
+            "optimizer": self.optimizer in ("adam", "sgd"),
+            "schedule": self.schedule in ("constant", "cosine", "step"),
+            "mixed_precision": self.mixed_precision in ("", "mixed_float16", "mixed_bfloat16"),
+            "learning_rate": self.learning_rate > 0,
+            "batch_size": self.batch_size >= 1,
+            "lr_multipliers": len(self.lr_multipliers) == 3 and min(self.lr_multipliers) > 0,
+            "epochs": self.epochs >= 1 or self.max_steps >= 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"{name}: invalid value {getattr(self, name)!r}")
+
+
+def paper_recipe(**overrides: Any) -> dict[str, Any]:
+    """The ECCV/TPAMI recipe: SGD + momentum 0.9, lr 1e-4 (1e-5 last layer), N(0, 1e-3) init."""
+    return {"optimizer": "sgd", "learning_rate": 1e-4, "lr_multipliers": (1.0, 1.0, 0.1),
+            "schedule": "constant", **overrides}
+
+
+def make_strategy(devices: tuple[str, ...] = ()) -> tf.distribute.Strategy:
+    """MultiWorkerMirrored when TF_CONFIG is set, Mirrored over GPUs (or given devices),
+    else the default strategy."""
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if devices:
+        return tf.distribute.MirroredStrategy(list(devices))
+    if tf.config.list_logical_devices("GPU"):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "chief" or (not has_chief and resolver.task_type == "worker"
+                                             and resolver.task_id == 0)
+
+
+class _Schedule(keras.optimizers.schedules.LearningRateSchedule):
+    """constant / cosine (to 1 %) / step decay over `total_steps`, times a layer multiplier."""
+
+    def __init__(self, base: float, kind: str, total_steps: int, step_every: int,
+                 step_factor: float) -> None:
+        self.base, self.kind, self.total = base, kind, max(1, total_steps)
+        self.step_every, self.step_factor = step_every, step_factor
+
+    def __call__(self, step: tf.Tensor) -> tf.Tensor:
+        t = tf.cast(step, tf.float32)
+        if self.kind == "cosine":
+            frac = tf.minimum(t / self.total, 1.0)
+            return self.base * (0.01 + 0.99 * 0.5 * (1.0 + tf.cos(math.pi * frac)))
+        if self.kind == "step":
+            if self.step_every:
+                n = tf.floor(t / self.step_every)
+            else:
+                n = tf.cast(t >= 0.5 * self.total, tf.float32) + tf.cast(t >= 0.75 * self.total,
+                                                                         tf.float32)
+            return self.base * tf.pow(self.step_factor, n)
+        return tf.constant(self.base, tf.float32)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"base": self.base, "kind": self.kind, "total_steps": self.total,
+                "step_every": self.step_every, "step_factor": self.step_factor}
+
+
+class _LossScale:
+    """Dynamic loss scaling for float16 (halve on overflow, double after 2000 good steps)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.scale = tf.Variable(2.0**15 if enabled else 1.0, trainable=False, dtype=tf.float32)
+        self.good = tf.Variable(0, trainable=False, dtype=tf.int64)
+
+    def update(self, grads: list[tf.Tensor]) -> tuple[list[tf.Tensor], tf.Tensor]:
+        if not self.enabled:
+            return grads, tf.constant(True)
+        grads = [g / self.scale for g in grads]
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+        self.good.assign(tf.where(finite, self.good + 1, 0))
+        new_scale = tf.where(finite, tf.where(self.good >= 2000, self.scale * 2, self.scale),
+                             self.scale / 2)
+        self.good.assign(tf.where(self.good >= 2000, tf.zeros_like(self.good), self.good))
+        self.scale.assign(new_scale)
+        return grads, finite
+
+
+def _make_optimizers(config: TrainConfig, model: keras.Model, total_steps: int):
+    """One optimiser per distinct layer multiplier: Adam's update ignores gradient scale, so a
+    per-layer learning rate needs its own optimiser. Returns [(optimiser, [variables])]."""
+    groups: dict[float, list[tf.Variable]] = {}
+    for layer, mult in zip(conv_layers(model), config.lr_multipliers):
+        groups.setdefault(mult, []).extend(layer.trainable_variables)
+    out = []
+    for mult, variables in groups.items():
+        lr = _Schedule(config.learning_rate * mult, config.schedule, total_steps,
+                       config.step_every, config.step_factor)
+        if config.optimizer == "adam":
+            opt = keras.optimizers.Adam(lr)
+        else:
+            opt = keras.optimizers.SGD(lr, momentum=0.9)
+        opt.build(variables)
+        out.append((opt, variables))
+    return out
+
+
+def _append_jsonl(path: str, record: dict[str, Any]) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _truncate_jsonl(path: str, max_step: int) -> None:
+    """Drops events logged after the checkpoint a resumed run starts from."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        lines = [ln for ln in f if ln.strip() and json.loads(ln)["step"] <= max_step]
+    with open(path, "w") as f:
+        f.writelines(lines)
+
+
+def validate_psnr(model: keras.Model, config: ModelConfig, images, scale: int,
+                  predict=None) -> float:
+    """Mean PSNR (uint8 Y, shave = scale) over whole validation images."""
+    predict = predict or (lambda x: super_resolve(model, config, x))
+    values = []
+    for _, inp, hr in images:
+        sr = predict(tf.constant(inp[None]))[0].numpy()
+        values.append(metrics.psnr(imaging.to_uint8(sr), hr, crop_border=scale))
+    return float(np.mean(values))
+
+
+def _sample_strip(model, config, images, predict) -> np.ndarray:
+    """bicubic | SR | HR centre crops of the first validation image, uint8 (1, h, 3w, C)."""
+    _, inp, hr = images[0]
+    sr = imaging.to_uint8(predict(tf.constant(inp[None]))[0].numpy())
+    h, w = hr.shape[:2]
+    s = min(h, w, 128)
+    r, c = (h - s) // 2, (w - s) // 2
+    crops = [imaging.to_uint8(inp)[r:r + s, c:c + s], sr[r:r + s, c:c + s], hr[r:r + s, c:c + s]]
+    return np.concatenate(crops, axis=1)[None]
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Trains (or resumes) the run; returns the summary also written to run_dir/summary.json.
+
+    Raises FloatingPointError when the loss stops being finite (the last good checkpoint stays).
+    """
+    config.validate()
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy(config.mixed_precision)
+    strategy = make_strategy(config.devices)
+    chief = _is_chief(strategy)
+    run_dir = config.run_dir
+    if not chief:  # collective saves still happen on every worker, into a scratch folder
+        run_dir = os.path.join(run_dir, f"worker_scratch_{strategy.cluster_resolver.task_id}")
+    os.makedirs(run_dir, exist_ok=True)
+
+    geometry = data_lib.Geometry.from_manifest(records.load_manifest(config.record_dir))
+    crop = data_lib.check_fit(geometry, config.model, config.scale)
+    scale = geometry.scale
+    data = data_lib.TrainData(
+        config.record_dir, config.batch_size, label_crop=crop, augment=config.augment,
+        shuffle_buffer=config.shuffle_buffer, seed=config.seed,
+        deterministic=config.deterministic, cache=config.cache)
+    val = data_lib.val_images(config.record_dir)
+    spe = data.steps_per_epoch
+    total_steps = config.max_steps or config.epochs * spe
+
+    with strategy.scope():
+        model = build_srcnn(config.model, seed=config.seed)
+        groups = _make_optimizers(config, model, total_steps)
+        loss_scale = _LossScale(config.mixed_precision == "mixed_float16")
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed_seconds")
+        best_psnr = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_val_psnr")
+        best_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="best_step")
+    state = dict(model=model, step=step, elapsed_seconds=elapsed, best_val_psnr=best_psnr,
+                 best_step=best_step, loss_scale=loss_scale.scale)
+    state.update({f"optimizer{i}": opt for i, (opt, _) in enumerate(groups)})
+    ckpt = tf.train.Checkpoint(**state)
+    manager = tf.train.CheckpointManager(ckpt, os.path.join(run_dir, "checkpoints"),
+                                         max_to_keep=config.keep_checkpoints)
+    best_ckpt = tf.train.Checkpoint(model=model, step=step, best_val_psnr=best_psnr)
+    best_manager = tf.train.CheckpointManager(best_ckpt, os.path.join(run_dir, "best"),
+                                              max_to_keep=1)
+    if manager.latest_checkpoint:
+        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        log.info("resumed from %s at step %d", manager.latest_checkpoint, int(step.numpy()))
+    metrics_path = os.path.join(run_dir, "metrics.jsonl")
+    _truncate_jsonl(metrics_path, int(step.numpy()))
+    if chief:
+        with open(os.path.join(run_dir, "config.json"), "w") as f:
+            json.dump({"train": dataclasses.asdict(config), "scale": scale,
+                       "records_fingerprint": data.manifest["fingerprint"],
+                       "records_patches": data.manifest["train"]["patches"],
+                       "tensorflow": tf.__version__, "keras": keras.__version__,
+                       "replicas": strategy.num_replicas_in_sync}, f, indent=1)
+
+    variables = [v for _, vs in groups for v in vs]
+    sizes = [len(vs) for _, vs in groups]
+    global_batch = config.batch_size
+
+    def step_fn(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            pred = tf.cast(model(x, training=True), tf.float32)
+            per_example = tf.reduce_mean(tf.square(pred - y), axis=[1, 2, 3])
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            scaled = loss * loss_scale.scale if loss_scale.enabled else loss
+        grads, finite = loss_scale.update(tape.gradient(scaled, variables))
+        if loss_scale.enabled:
+            grads = [tf.where(finite, g, tf.zeros_like(g)) for g in grads]
+        start = 0
+        for (opt, vs), n in zip(groups, sizes):
+            opt.apply(grads[start:start + n], vs)
+            start += n
+        return loss
+
+    @tf.function
+    def train_step(batch: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
+        per_replica = strategy.run(step_fn, args=batch)
+        step.assign_add(1)
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    @tf.function(reduce_retracing=True)
+    def predict(x: tf.Tensor) -> tf.Tensor:
+        return super_resolve(model, config.model, x)
+
+    writer = tf.summary.create_file_writer(os.path.join(run_dir, "tb")) if chief else None
+    progress = _Progress(total_steps, int(step.numpy()), config.progress and chief, config.batch_size)
+    session_start = time.perf_counter()
+    elapsed0 = float(elapsed.numpy())
+    window_start, window_steps = time.perf_counter(), 0
+    last_loss = float("nan")
+
+    def minutes() -> float:
+        return (elapsed0 + time.perf_counter() - session_start) / 60.0
+
+    def save() -> None:
+        elapsed.assign(elapsed0 + time.perf_counter() - session_start)
+        manager.save(checkpoint_number=int(step.numpy()))
+
+    def evaluate_and_log(loss_value: float, throughput: float) -> None:
+        s = int(step.numpy())
+        psnr = validate_psnr(model, config.model, val, scale, predict) if val else float("nan")
+        lr = float(groups[0][0].learning_rate) if hasattr(groups[0][0], "learning_rate") else 0.0
+        record = {"step": s, "epoch": s / spe, "minutes": minutes(), "loss": loss_value,
+                  "lr": lr, "val_psnr": psnr, "patches_per_s": throughput}
+        if val and psnr > float(best_psnr.numpy()):
+            best_psnr.assign(psnr)
+            best_step.assign(s)
+            best_manager.save(checkpoint_number=s)
+        if chief:
+            _append_jsonl(metrics_path, record)
+            with writer.as_default(step=s):
+                for k in ("loss", "lr", "val_psnr", "patches_per_s", "minutes"):
+                    if not math.isnan(record[k]):
+                        tf.summary.scalar(k, record[k])
+                if val:
+                    tf.summary.image("bicubic_sr_hr", _sample_strip(model, config.model, val,
+                                                                    predict))
+            writer.flush()
+        progress.set(val_psnr=psnr)
+
+    stop = False
+    try:
+        while not stop:
+            s0 = int(step.numpy())
+            epoch, done = divmod(s0, spe)
+            if s0 >= total_steps:
+                break
+            dist = strategy.experimental_distribute_dataset(data.epoch(epoch, done))
+            for batch in dist:
+                loss = float(train_step(batch))
+                if not math.isfinite(loss):
+                    raise FloatingPointError(
+                        f"loss became {loss} at step {int(step.numpy())}; the last good checkpoint is "
+                        f"{manager.latest_checkpoint}: lower --learning_rate or check the data")
+                last_loss = loss
+                s = int(step.numpy())
+                window_steps += 1
+                progress.update(loss)
+                if s % config.log_every == 0 or s % config.val_every == 0:
+                    now = time.perf_counter()
+                    throughput = window_steps * config.batch_size / (now - window_start)
+                    window_start, window_steps = now, 0
+                    if s % config.val_every == 0:
+                        evaluate_and_log(loss, throughput)
+                    elif chief:
+                        _append_jsonl(metrics_path, {"step": s, "epoch": s / spe,
+                                                     "minutes": minutes(), "loss": loss,
+                                                     "patches_per_s": throughput})
+                        with writer.as_default(step=s):
+                            tf.summary.scalar("loss", loss)
+                            tf.summary.scalar("patches_per_s", throughput)
+                if s % config.checkpoint_every == 0:
+                    save()
+                if s >= total_steps or (config.max_minutes and minutes() >= config.max_minutes):
+                    stop = True
+                    break
+    finally:
+        progress.close()
+    if int(step.numpy()) % config.val_every:
+        evaluate_and_log(last_loss, float("nan"))
+    save()
+    summary = {"steps": int(step.numpy()), "epochs": int(step.numpy()) / spe, "minutes": minutes(),
+               "best_val_psnr": float(best_psnr.numpy()), "best_step": int(best_step.numpy()),
+               "final_loss": last_loss, "scale": scale, "run_dir": config.run_dir}
+    if chief:
+        with open(os.path.join(run_dir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=1)
+    return summary
+
+
+class _Progress:
+    """Console progress bar with patches/s and ETA (tqdm), silent when disabled."""
+
+    def __init__(self, total: int, initial: int, enabled: bool, batch: int) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=total, initial=initial, disable=not enabled, unit="step",
+                         dynamic_ncols=True)
+        self._batch = batch
+        self._post: dict[str, str] = {}
+
+    def update(self, loss: float) -> None:
+        self._post["loss"] = f"{loss:.2e}"
+        rate = self._bar.format_dict.get("rate") or 0
+        self._post["patch/s"] = f"{rate * self._batch:.0f}"
+        self._bar.set_postfix(self._post, refresh=False)
+        self._bar.update(1)
+
+    def set(self, val_psnr: float) -> None:
+        self._post["val"] = f"{val_psnr:.2f}dB"
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def load_model(run_dir: str, which: str = "best") -> tuple[keras.Model, ModelConfig, int]:
+    """Restores a run's model ("best" or "latest") -> (model, model config, scale)."""
+    with open(os.path.join(run_dir, "config.json")) as f:
+        cfg = json.load(f)
+    model_cfg = ModelConfig(**cfg["train"]["model"])
+    model = build_srcnn(model_cfg)
+    folder = os.path.join(run_dir, "best" if which == "best" else "checkpoints")
+    path = tf.train.latest_checkpoint(folder)
+    if path is None and which == "best":
+        path = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    if path is None:
+        raise FileNotFoundError(f"{run_dir}: no checkpoint found (train first)")
+    tf.train.Checkpoint(model=model).restore(path).expect_partial()
+    return model, model_cfg, int(cfg["scale"])

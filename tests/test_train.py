@@ -1,0 +1,188 @@
+"""Training loop: learning, resume, kill -9 recovery, NaN guard, distribution strategies."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from srcnn_tf import records
+from srcnn_tf import train as train_lib
+from srcnn_tf.model import ModelConfig
+
+from conftest import ROOT, natural_like
+
+SMALL = ModelConfig(preset="9-1-5", n1=16, n2=8)
+
+
+@pytest.fixture(scope="module")
+def record_dir(tmp_path_factory):
+    from srcnn_tf import imaging
+
+    src = tmp_path_factory.mktemp("img")
+    for i in range(4):
+        imaging.save_image(src / f"{i}.png", natural_like(90, 96, seed=10 + i))
+    cfg = records.RecordsConfig(input_dir=str(src), out_dir=str(tmp_path_factory.mktemp("rec")),
+                                num_shards=2, stride=10, val_fraction=0.25, progress=False,
+                                workers=1)
+    records.build_records(cfg)
+    return cfg.record_dir
+
+
+def _config(record_dir, run_dir, **kw):
+    base = dict(record_dir=record_dir, run_dir=str(run_dir), model=SMALL, batch_size=16,
+                max_steps=20, val_every=10, checkpoint_every=10, log_every=5, progress=False,
+                seed=0, deterministic=True)
+    base.update(kw)
+    return train_lib.TrainConfig(**base)
+
+
+def _losses(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_a_few_steps_lower_the_loss(record_dir, tmp_path):
+    summary = train_lib.train(_config(record_dir, tmp_path / "run", max_steps=60,
+                                      learning_rate=3e-3))
+    events = _losses(tmp_path / "run")
+    assert events[-1]["loss"] < 0.7 * events[0]["loss"]
+    assert summary["steps"] == 60 and np.isfinite(summary["best_val_psnr"])
+    val = [e["val_psnr"] for e in events if "val_psnr" in e]
+    assert len(val) == 6 and val[-1] > val[0] and summary["best_val_psnr"] == max(val)
+    for name in ("config.json", "summary.json", "best", "checkpoints", "tb"):
+        assert (tmp_path / "run" / name).exists()
+
+
+def test_resume_restores_step_and_weights(record_dir, tmp_path):
+    run = tmp_path / "run"
+    train_lib.train(_config(record_dir, run, max_steps=10, schedule="constant"))
+    model_a, _, _ = train_lib.load_model(str(run), "latest")
+    again = train_lib.train(_config(record_dir, run, max_steps=10, schedule="constant"))  # nothing left to do
+    assert again["steps"] == 10
+    model_b, _, _ = train_lib.load_model(str(run), "latest")
+    for a, b in zip(model_a.weights, model_b.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # Continuing to 20 steps in two sessions equals 20 steps in one (deterministic data; a
+    # constant schedule, since the cosine's horizon is max_steps).
+    train_lib.train(_config(record_dir, run, max_steps=20, schedule="constant"))
+    straight = tmp_path / "straight"
+    train_lib.train(_config(record_dir, straight, max_steps=20, schedule="constant"))
+    model_c, _, _ = train_lib.load_model(str(run), "latest")
+    model_d, _, _ = train_lib.load_model(str(straight), "latest")
+    for c, d in zip(model_c.weights, model_d.weights):
+        np.testing.assert_allclose(c.numpy(), d.numpy(), rtol=1e-4, atol=1e-6)
+    assert [e["step"] for e in _losses(run)] == [e["step"] for e in _losses(straight)]
+
+
+def test_nan_loss_stops_with_a_clear_message(record_dir, tmp_path):
+    cfg = _config(record_dir, tmp_path / "run", optimizer="sgd", learning_rate=1e4,
+                  schedule="constant", max_steps=200, checkpoint_every=1)
+    with pytest.raises(FloatingPointError, match="loss became"):
+        train_lib.train(cfg)
+    model, _, _ = train_lib.load_model(str(tmp_path / "run"), "latest")
+    assert all(np.isfinite(w.numpy()).all() for w in model.weights)
+
+
+def test_records_that_do_not_fit_are_rejected(record_dir, tmp_path):
+    with pytest.raises(ValueError, match="label_size"):
+        train_lib.train(_config(record_dir, tmp_path / "r", model=ModelConfig(padding="same")))
+    with pytest.raises(ValueError, match="x3"):
+        train_lib.train(_config(record_dir, tmp_path / "r", scale=2))
+
+
+def _train_cmd(record_dir, run_dir, *extra):
+    return [sys.executable, "-m", "pipelines.train", f"--records={record_dir}",
+            f"--run_dir={run_dir}", "--model=9-1-5", "--n1=16", "--n2=8", "--batch_size=16",
+            "--noprogress", "--deterministic", *extra]
+
+
+def test_sigkill_after_a_checkpoint_then_rerun_resumes(record_dir, tmp_path):
+    run = tmp_path / "run"
+    cmd = _train_cmd(record_dir, run, "--max_steps=100000", "--checkpoint_every=5",
+                     "--val_every=1000", "--log_every=5")
+    p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not tf.train.latest_checkpoint(str(run / "checkpoints")):
+        time.sleep(0.2)
+    time.sleep(0.5)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    last = tf.train.latest_checkpoint(str(run / "checkpoints"))
+    assert last is not None
+    done = int(last.rsplit("-", 1)[1])
+    target = done + 7
+    r = subprocess.run(_train_cmd(record_dir, run, f"--max_steps={target}", "--checkpoint_every=5",
+                                  "--val_every=1000", "--log_every=5"),
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"resumed from" in r.stderr and f"at step {done}" in r.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == target
+    steps = [e["step"] for e in _losses(run)]
+    assert steps == sorted(steps) and len(steps) == len(set(steps))
+
+
+def test_pipeline_rejects_bad_flags(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pipelines.train", "--records=x", f"--run_dir={tmp_path}",
+                        "--model=9-4-5"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "--model" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "pipelines.train", f"--records={tmp_path}/none",
+                        f"--run_dir={tmp_path}/run"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode != 0 and "make records" in r.stderr
+
+
+MIRRORED = """
+import sys, json, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from srcnn_tf import train
+from srcnn_tf.model import ModelConfig
+s = train.train(train.TrainConfig(record_dir=sys.argv[1], run_dir=sys.argv[2],
+    model=ModelConfig(preset="9-1-5", n1=16, n2=8), batch_size=16, max_steps=6, val_every=3,
+    checkpoint_every=3, progress=False, devices=("/cpu:0", "/cpu:1")))
+cfg = json.load(open(sys.argv[2] + "/config.json"))
+print("REPLICAS", cfg["replicas"], "STEPS", s["steps"], "PSNR", s["best_val_psnr"])
+"""
+
+
+def test_mirrored_strategy_over_two_logical_cpus(record_dir, tmp_path):
+    r = subprocess.run([sys.executable, "-c", MIRRORED, record_dir, str(tmp_path / "run")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "REPLICAS 2 STEPS 6" in r.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_multi_worker_mirrored_two_local_workers(record_dir, tmp_path):
+    ports = [_free_port(), _free_port()]
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    procs = []
+    for i in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster,
+                                                     "task": {"type": "worker", "index": i}}))
+        procs.append(subprocess.Popen(
+            _train_cmd(record_dir, tmp_path / "run", "--max_steps=6", "--val_every=3",
+                       "--checkpoint_every=3", "--log_every=3", "--nodeterministic"),
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=400) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["replicas"] == 2
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 6

@@ -17,10 +17,14 @@ MODEL   ?= 9-5-5
 EPOCHS  ?= 100
 RUN     ?= runs/x$(SCALE)
 TRAIN_ARGS ?=
+IMAGE   ?=
+MODELS  := $(if $(OUT),$(OUT),saved_models)
+EVAL    ?= $(firstword $(wildcard ../shared/data/Set5))
 
 RECORDS_OUT := $(if $(OUT),$(OUT),tfrecords)
+RECORDS_DIR := tfrecords/x$(SCALE)
 
-.PHONY: install records train test bench bench-records bench-train clean help
+.PHONY: install records train export tflite upscale test bench bench-records bench-train clean help
 
 help:
 	@sed -n 's/^## //p' README.md | head -40 || true
@@ -30,6 +34,9 @@ $(VENV)/.installed: setup.py setup.cfg
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	# The gRPC client's protos; --no-deps: its metadata pins the full tensorflow package,
+	# which would replace the CPU/GPU build chosen above.
+	$(PY) -m pip install -q --no-deps "tensorflow-serving-api>=2.16"
 	touch $@
 
 ## make install [GPU=1]            create .venv and install the project (cpu or gpu extra)
@@ -45,6 +52,21 @@ train: records
 	$(PY) -m pipelines.train --records=$(RECORDS_OUT)/x$(SCALE) --run_dir=$(RUN) --scale=$(SCALE) \
 		--model=$(MODEL) --epochs=$(EPOCHS) $(if $(filter 1,$(GPU)),--mixed_precision=mixed_float16) \
 		$(TRAIN_ARGS)
+
+## make export SCALE=3 [RUN=runs/x3 OUT=saved_models]   SavedModel for TF Serving
+export: $(VENV)/.installed
+	$(PY) -m pipelines.export --run_dir=$(RUN) --out_dir=$(MODELS) $(ARGS)
+
+## make tflite SCALE=3 [EVAL=dir]   fp32/fp16/int8 TFLite + report.md beside the newest SavedModel
+tflite: $(VENV)/.installed
+	$(PY) -m pipelines.tflite --scale=$(SCALE) --models_dir=$(MODELS) \
+		$(if $(wildcard $(RECORDS_DIR)/manifest.json),--records=$(RECORDS_DIR),--variant=fp32 --variant=fp16 --variant=dynamic_int8) \
+		$(if $(EVAL),--eval_dir=$(EVAL)) $(ARGS)
+
+## make upscale IMAGE=in.png SCALE=3 [OUT=out.png MODEL=saved_models/srcnn_x3/1]
+upscale: $(VENV)/.installed
+	$(PY) -m pipelines.upscale --image=$(IMAGE) --scale=$(SCALE) $(if $(OUT),--out=$(OUT)) \
+		$(if $(wildcard $(MODEL)/saved_model.pb),--model=$(MODEL)) $(ARGS)
 
 ## make test                       the unit and integration tests
 test: $(VENV)/.installed

@@ -115,9 +115,16 @@ def pad_for_valid(images: tf.Tensor, border: int) -> tf.Tensor:
 
 
 def super_resolve(model: keras.Model, config: ModelConfig, images: tf.Tensor) -> tf.Tensor:
-    """Bicubic-upscaled (B, H, W, C) float32 in [0, 1] -> SR (B, H, W, C), clipped to [0, 1]."""
-    x = pad_for_valid(images, config.border) if config.padding == "valid" else images
-    return tf.clip_by_value(tf.cast(model(x, training=False), tf.float32), 0.0, 1.0)
+    """Bicubic-upscaled (B, H, W, C) float32 in [0, 1] -> SR (B, H, W, C), clipped to [0, 1].
+
+    The border is edge-replicated for both paddings ('same' models then drop it), so results
+    do not depend on zero padding and tiles with `border` pixels of context are exact.
+    """
+    b = config.border
+    y = tf.cast(model(pad_for_valid(images, b), training=False), tf.float32)
+    if config.padding == "same" and b:
+        y = y[:, b:-b, b:-b, :]
+    return tf.clip_by_value(y, 0.0, 1.0)
 
 
 def count_params(model: keras.Model) -> int:

@@ -1,0 +1,39 @@
+"""Exports a run's best checkpoint for TF Serving: `make export SCALE=3 [RUN=runs/x3 OUT=..]`.
+
+python -m pipelines.export --run_dir=runs/x3 --out_dir=saved_models
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app, flags, logging
+
+from srcnn_tf import export
+
+_RUN_DIR = flags.DEFINE_string("run_dir", None, "Training run directory.", required=True)
+_OUT_DIR = flags.DEFINE_string("out_dir", "saved_models",
+                               "Export root; writes <out_dir>/srcnn_x<scale>/<version>/.")
+_VERSION = flags.DEFINE_integer("version", None, "Version number (default: next integer).",
+                                lower_bound=1)
+_MAX_PIXELS = flags.DEFINE_integer("max_pixels", 16_000_000,
+                                   "Largest batch * output pixels a request may ask for.",
+                                   lower_bound=1)
+
+flags.register_validator("run_dir", lambda p: p is None or os.path.isdir(p),
+                         message="--run_dir is not a directory (train first: make train)")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        path = export.export_run(_RUN_DIR.value, _OUT_DIR.value, _VERSION.value,
+                                 _MAX_PIXELS.value)
+    except (FileNotFoundError, FileExistsError) as e:
+        raise app.UsageError(str(e)) from None
+    logging.info("exported %s", path)
+
+
+if __name__ == "__main__":
+    app.run(main)

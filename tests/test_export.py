@@ -1,0 +1,293 @@
+"""SavedModel signatures, TF Serving request/response handling, TFLite variants, upscale."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from srcnn_tf import evaluate, export, imaging, records, serving
+from srcnn_tf import train as train_lib
+from srcnn_tf.model import ModelConfig, super_resolve
+
+from conftest import ROOT, natural_like
+
+SCALE = 3
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small 9-5-5 trained for a few steps, exported once."""
+    src = tmp_path_factory.mktemp("img")
+    for i in range(3):
+        imaging.save_image(src / f"{i}.png", natural_like(80, 84, seed=30 + i))
+    rcfg = records.RecordsConfig(input_dir=str(src), out_dir=str(tmp_path_factory.mktemp("rec")),
+                                 num_shards=2, val_fraction=0.34, progress=False, workers=1)
+    records.build_records(rcfg)
+    run = tmp_path_factory.mktemp("run")
+    train_lib.train(train_lib.TrainConfig(
+        record_dir=rcfg.record_dir, run_dir=str(run), model=ModelConfig(n1=16, n2=8),
+        batch_size=16, max_steps=30, val_every=15, checkpoint_every=15, progress=False,
+        learning_rate=3e-3))
+    root = tmp_path_factory.mktemp("saved_models")
+    path = export.export_run(str(run), str(root))
+    return {"run": str(run), "root": str(root), "path": path, "records": rcfg.record_dir}
+
+
+@pytest.fixture(scope="module")
+def loaded(trained):
+    return tf.saved_model.load(trained["path"])
+
+
+def test_layout_versions_and_metadata(trained):
+    assert trained["path"] == os.path.join(trained["root"], "srcnn_x3", "1")
+    meta = json.loads(open(os.path.join(trained["path"], "metadata.json")).read())
+    assert meta["scale"] == 3 and meta["preset"] == "9-5-5" and meta["border"] == 8
+    assert meta["source_run"] == os.path.abspath(trained["run"]) and "val_psnr" in meta
+    assert meta["training_data"]["patches"] > 0
+    second = export.export_run(trained["run"], trained["root"])
+    assert second.endswith(os.path.join("srcnn_x3", "2"))
+    assert export.latest_export(trained["root"], 3) == second
+    with pytest.raises(FileExistsError):
+        export.export_run(trained["run"], trained["root"], version=1)
+    with pytest.raises(FileNotFoundError, match="make export SCALE=4"):
+        export.latest_export(trained["root"], 4)
+
+
+def test_saved_model_cli_lists_the_signatures(trained):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    out = subprocess.run([cli, "show", "--dir", trained["path"], "--all"], capture_output=True,
+                         text=True, timeout=120).stdout
+    blocks = {name: out.split(f"signature_def['{name}']")[1].split("signature_def[")[0]
+              for name in ("serving_default", "super_resolve_y", "upscale_encoded")}
+    sd = blocks["serving_default"]
+    assert "inputs['image']" in sd and "outputs['image']" in sd
+    assert sd.count("DT_UINT8") == 2 and "shape: (-1, -1, -1, 3)" in sd
+    y = blocks["super_resolve_y"]
+    assert "inputs['y']" in y and "outputs['y']" in y and y.count("DT_FLOAT") == 2
+    assert y.count("shape: (-1, -1, -1, 1)") == 2
+    enc = blocks["upscale_encoded"]
+    assert "inputs['image_bytes']" in enc and "outputs['image_bytes']" in enc
+    assert enc.count("DT_STRING") == 2 and enc.count("shape: (1)") == 2
+
+
+def test_signatures_after_load(trained, loaded):
+    model, cfg, _ = train_lib.load_model(trained["run"])
+    y = np.random.default_rng(0).uniform(size=(2, 30, 26, 1)).astype(np.float32)
+    got = loaded.signatures["super_resolve_y"](y=tf.constant(y))["y"].numpy()
+    np.testing.assert_allclose(got, super_resolve(model, cfg, tf.constant(y)).numpy(), atol=1e-6)
+    rgb = natural_like(20, 24, seed=1)[None]
+    out = loaded.signatures["serving_default"](image=tf.constant(rgb))["image"]
+    assert out.dtype == tf.uint8 and tuple(out.shape) == (1, 60, 72, 3)
+    png = loaded.signatures["upscale_encoded"](
+        image_bytes=tf.constant([_png(rgb[0])]))["image_bytes"].numpy()
+    decoded = imaging.load_image(png[0])
+    assert decoded.shape == (60, 72, 3)
+    np.testing.assert_array_equal(decoded, out[0].numpy())
+
+
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr.squeeze()).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_encoded_accepts_gray_rgba_and_jpeg(loaded):
+    fn = loaded.signatures["upscale_encoded"]
+    gray = natural_like(16, 18, c=1, seed=2)
+    out = imaging.load_image(fn(image_bytes=tf.constant([_png(gray)]))["image_bytes"][0].numpy())
+    assert out.shape == (48, 54, 1)
+    rgba = np.concatenate([natural_like(16, 18, seed=3), np.full((16, 18, 1), 9, np.uint8)], 2)
+    out = imaging.load_image(fn(image_bytes=tf.constant([_png(rgba)]))["image_bytes"][0].numpy())
+    assert out.shape == (48, 54, 3)
+    buf = io.BytesIO()
+    Image.fromarray(natural_like(16, 18, seed=4)).save(buf, "JPEG")
+    out = imaging.load_image(fn(image_bytes=tf.constant([buf.getvalue()]))["image_bytes"][0]
+                             .numpy())
+    assert out.shape == (48, 54, 3)
+
+
+def test_in_graph_input_checks(trained):
+    # A model with a small cap, to check the rejection without allocating gigabytes.
+    model, cfg, _ = train_lib.load_model(trained["run"])
+    path = export.export_saved_model(model, cfg, 3, trained["root"] + "_cap", max_pixels=90_000)
+    sig = tf.saved_model.load(path).signatures
+    with pytest.raises(tf.errors.InvalidArgumentError, match="3 channel"):
+        sig["serving_default"](image=tf.zeros([1, 8, 8, 4], tf.uint8))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="rank 4"):
+        sig["serving_default"](image=tf.zeros([8, 8, 3], tf.uint8))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="cap of 90000"):
+        sig["serving_default"](image=tf.zeros([1, 101, 100, 3], tf.uint8))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="1 channel"):
+        sig["super_resolve_y"](y=tf.zeros([1, 8, 8, 3]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="cap"):
+        sig["upscale_encoded"](image_bytes=tf.constant([_png(np.zeros((101, 100), np.uint8))]))
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        sig["upscale_encoded"](image_bytes=tf.constant([b"not an image"]))
+
+
+def _decode_like_tf_serving(body: dict, signature) -> dict[str, tf.Tensor]:
+    """TF Serving's JSON decoding: row format ("instances") stacks per-example values; columnar
+    ("inputs") takes each named value as is; {"b64": s} is base64 binary; the dtype comes from
+    the signature."""
+    specs = signature.structured_input_signature[1]
+
+    def convert(value, dtype):
+        if isinstance(value, dict) and "b64" in value:
+            return base64.b64decode(value["b64"])
+        if isinstance(value, list):
+            return [convert(v, dtype) for v in value]
+        return value
+
+    if "instances" in body:
+        (name, spec), = specs.items()
+        return {name: tf.constant(convert(body["instances"], spec.dtype), spec.dtype)}
+    return {name: tf.constant(convert(value, specs[name].dtype), specs[name].dtype)
+            for name, value in body["inputs"].items()}
+
+
+def test_rest_bodies_round_trip(shared_data, loaded):
+    lr = imaging.imresize(imaging.modcrop(imaging.load_image(shared_data / "Set5" /
+                                                              "butterfly_GT.bmp"), 3)[:96, :96],
+                          scale=1 / 3)
+    body = json.loads(json.dumps(serving.rest_request_image(lr[None])))
+    sig = loaded.signatures["serving_default"]
+    out = sig(**_decode_like_tf_serving(body, sig))["image"].numpy()
+    answer = json.loads(json.dumps({"predictions": out.tolist()}))
+    np.testing.assert_array_equal(serving.parse_rest_response(answer), out)
+    assert out.shape == (1, 96, 96, 3)
+
+    data = _png(lr)
+    enc = loaded.signatures["upscale_encoded"]
+    for body in (serving.rest_request_encoded(data),
+                 {"inputs": {"image_bytes": {"b64": base64.b64encode(data).decode()}}}):
+        body = json.loads(json.dumps(body))
+        png = enc(**_decode_like_tf_serving(body, enc))["image_bytes"].numpy()[0]
+        answer = {"outputs": {"image_bytes": [{"b64": base64.b64encode(png).decode()}]}}
+        got = serving.parse_rest_response(json.dumps(answer))
+        np.testing.assert_array_equal(imaging.load_image(got), out[0])
+    with pytest.raises(RuntimeError, match="boom"):
+        serving.parse_rest_response({"error": "boom"})
+    with pytest.raises(ValueError, match="uint8"):
+        serving.rest_request_image(lr)
+
+
+def test_grpc_request_and_response(loaded):
+    from tensorflow_serving.apis import predict_pb2
+
+    rgb = natural_like(12, 10, seed=5)[None]
+    req = serving.grpc_request("srcnn_x3", "serving_default", {"image": rgb}, version=2)
+    assert req.model_spec.name == "srcnn_x3" and req.model_spec.version.value == 2
+    fed = tf.make_ndarray(req.inputs["image"])
+    assert fed.dtype == np.uint8
+    out = loaded.signatures["serving_default"](image=tf.constant(fed))["image"]
+    resp = predict_pb2.PredictResponse()
+    resp.outputs["image"].CopyFrom(tf.make_tensor_proto(out.numpy()))
+    np.testing.assert_array_equal(serving.parse_grpc_response(resp, "image"), out.numpy())
+    req = serving.grpc_request("srcnn_x3", "upscale_encoded", {"image_bytes": [b"\x89PNG"]})
+    assert tf.make_ndarray(req.inputs["image_bytes"]).tolist() == [b"\x89PNG"]
+    resp = predict_pb2.PredictResponse()
+    resp.outputs["image_bytes"].CopyFrom(tf.make_tensor_proto([b"png-bytes"]))
+    assert serving.parse_grpc_response(resp, "image_bytes") == b"png-bytes"
+
+
+def _identity_srcnn(cfg: ModelConfig):
+    """SRCNN weights that pass the input through (delta kernels): the exported colour pipeline
+    must then reproduce the paper protocol's bicubic numbers."""
+    from srcnn_tf.model import build_srcnn, conv_layers
+
+    model = build_srcnn(cfg)
+    for layer in conv_layers(model):
+        k = np.zeros(layer.kernel.shape, np.float32)
+        f = k.shape[0] // 2
+        k[f, f, 0, 0] = 1.0
+        layer.kernel.assign(k)
+        layer.bias.assign(np.zeros(layer.bias.shape, np.float32))
+    return model
+
+
+def test_serving_default_matches_paper_protocol(shared_data, tmp_path):
+    """Fed the LR made by our MATLAB bicubic, the Y of the RGB answer scores within 0.05 dB of
+    the paper-protocol PSNR of the same model (here the pass-through one: Set5 bicubic)."""
+    cfg = ModelConfig(n1=4, n2=2)
+    model = _identity_srcnn(cfg)
+    folder = str(shared_data / "Set5")
+    ref = evaluate.evaluate_folder(evaluate.keras_predictor(model, cfg), folder, 3, "m").psnr
+    assert abs(ref - 30.39) < 0.01
+    sig = tf.saved_model.load(export.export_saved_model(model, cfg, 3, str(tmp_path))
+                              ).signatures["serving_default"]
+    values = []
+    for path in imaging.list_images(folder):
+        hr = imaging.modcrop(imaging.load_image(path), 3)
+        out = sig(image=tf.constant(imaging.imresize(hr, scale=1 / 3)[None]))["image"][0].numpy()
+        values.append(evaluate.metrics.psnr(imaging.to_y(out), imaging.to_y(hr), crop_border=3))
+    assert abs(np.mean(values) - ref) <= 0.05
+
+
+def test_tflite_variants(trained, tmp_path):
+    result = export.export_tflite(trained["path"], trained["records"], None, 3, rounds=2,
+                                  latency_size=32)
+    report = open(os.path.join(result["dir"], "report.md")).read()
+    y = np.random.default_rng(1).uniform(size=(21, 25, 1)).astype(np.float32)
+    ref = export.saved_model_y_predictor(trained["path"])(y)
+    # (max, mean) absolute error against the SavedModel on noise input, values in [0, 1].
+    tolerance = {"fp32": (1e-5, 1e-6), "fp16": (5e-3, 1e-3), "dynamic_int8": (0.1, 0.02),
+                 "int8": (0.15, 0.02)}
+    for variant, (tol_max, tol_mean) in tolerance.items():
+        assert variant in report
+        runner = export.TFLiteY(os.path.join(result["dir"], f"srcnn_x3_{variant}.tflite"))
+        for shape in ((21, 25, 1), (17, 40, 1)):  # dynamic height/width
+            assert runner(np.resize(y, shape)).shape == shape
+        err = np.abs(runner(y) - ref)
+        assert err.max() <= tol_max and err.mean() <= tol_mean, (variant, err.max(), err.mean())
+
+
+def test_upscale_tiles_equal_whole_image(trained, tmp_path):
+    predict = export.saved_model_y_predictor(trained["path"])
+    for c in (1, 3):
+        img = natural_like(41, 53, c=c, seed=c)
+        whole = export.upscale_array(img, 3, predict, 8, tile=1000)
+        tiled = export.upscale_array(img, 3, predict, 8, tile=29)
+        assert whole.shape == (123, 159, c)
+        np.testing.assert_array_equal(whole, tiled)
+    # The Y of the whole-image result is the paper protocol's SR (model on bicubic Y).
+    img = natural_like(30, 33, c=1, seed=9)
+    model, cfg, _ = train_lib.load_model(trained["run"])
+    up = imaging.imresize(img.astype(np.float64) / 255.0, scale=3).astype(np.float32)
+    ref = imaging.to_uint8(super_resolve(model, cfg, tf.constant(up[None]))[0].numpy())
+    got = export.upscale_array(img, 3, predict, 8, tile=40)
+    assert np.abs(got.astype(int) - ref).max() <= 1
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "I;16"])
+def test_make_upscale_pipeline_any_mode(trained, tmp_path, mode):
+    arr = natural_like(20, 22, c=1 if mode in ("L", "I;16") else 3, seed=4)
+    if mode == "RGBA":
+        arr = np.concatenate([arr, np.full((20, 22, 1), 200, np.uint8)], 2)
+    img = Image.fromarray(arr.squeeze()) if mode != "I;16" else Image.fromarray(
+        arr.squeeze().astype(np.uint16) * 257)
+    src = tmp_path / "in.png"
+    img.save(src)
+    out = tmp_path / "out.png"
+    r = subprocess.run([sys.executable, "-m", "pipelines.upscale", f"--image={src}", "--scale=3",
+                        f"--models_dir={trained['root']}", f"--out={out}"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert imaging.load_image(out).shape[:2] == (60, 66)
+
+
+def test_upscale_without_model_is_a_clear_error(tmp_path):
+    src = tmp_path / "in.png"
+    imaging.save_image(src, natural_like(10, 10, seed=1))
+    r = subprocess.run([sys.executable, "-m", "pipelines.upscale", f"--image={src}", "--scale=4",
+                        f"--models_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode != 0 and "no exported x4 model" in r.stderr

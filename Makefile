@@ -14,28 +14,37 @@ OUT     ?=
 WORKERS ?= 0
 ARGS    ?=
 MODEL   ?= 9-5-5
-EPOCHS  ?= 100
+EPOCHS  ?= 120
 RUN     ?= runs/x$(SCALE)
 TRAIN_ARGS ?=
 IMAGE   ?=
 MODELS  := $(if $(OUT),$(OUT),saved_models)
 EVAL    ?= $(firstword $(wildcard ../shared/data/Set5))
+SETS    ?= $(subst $(space),$(comma),$(wildcard ../shared/data/Set5 ../shared/data/Set14))
+SCALES  ?= 2,3,4
+JSON    ?=
+EVAL_OUT ?= eval
+IMAGES  ?= $(subst $(space),$(comma),$(wildcard ../shared/data/Set5/butterfly_GT.bmp ../shared/data/Set5/bird_GT.bmp))
+MINUTES ?= 20
+EXTRA_DATA ?=
+comma := ,
+space := $(empty) $(empty)
 
 RECORDS_OUT := $(if $(OUT),$(OUT),tfrecords)
 RECORDS_DIR := tfrecords/x$(SCALE)
 
-.PHONY: install records train export tflite upscale test bench bench-records bench-train clean help
+.PHONY: install records train export tflite upscale evaluate figures ablation test bench bench-records bench-train clean help
 
 help:
 	@sed -n 's/^## //p' README.md | head -40 || true
 	@echo "targets: install records test bench bench-records clean"
 
+# tensorflow-serving-api (the gRPC client's protos) goes in with --no-deps: its metadata pins
+# the full tensorflow package, which would replace the CPU/GPU build chosen by the extra.
 $(VENV)/.installed: setup.py setup.cfg
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
-	# The gRPC client's protos; --no-deps: its metadata pins the full tensorflow package,
-	# which would replace the CPU/GPU build chosen above.
 	$(PY) -m pip install -q --no-deps "tensorflow-serving-api>=2.16"
 	touch $@
 
@@ -47,11 +56,10 @@ records: $(VENV)/.installed
 	$(PY) -m pipelines.make_records --scale=$(SCALE) --out_dir=$(RECORDS_OUT) \
 		--workers=$(WORKERS) $(if $(DATA),--input_dir=$(DATA)) $(if $(TFDS),--tfds_name=$(TFDS)) $(ARGS)
 
-## make train SCALE=3 [MODEL=9-5-5 EPOCHS=100 DATA=dir RUN=runs/x3 GPU=1 TRAIN_ARGS=..]
+## make train SCALE=3 [MODEL=9-5-5 EPOCHS=120 DATA=dir RUN=runs/x3 GPU=1 TRAIN_ARGS=..]
 train: records
 	$(PY) -m pipelines.train --records=$(RECORDS_OUT)/x$(SCALE) --run_dir=$(RUN) --scale=$(SCALE) \
-		--model=$(MODEL) --epochs=$(EPOCHS) $(if $(filter 1,$(GPU)),--mixed_precision=mixed_float16) \
-		$(TRAIN_ARGS)
+		--model=$(MODEL) --epochs=$(EPOCHS) $(TRAIN_ARGS)
 
 ## make export SCALE=3 [RUN=runs/x3 OUT=saved_models]   SavedModel for TF Serving
 export: $(VENV)/.installed
@@ -67,6 +75,23 @@ tflite: $(VENV)/.installed
 upscale: $(VENV)/.installed
 	$(PY) -m pipelines.upscale --image=$(IMAGE) --scale=$(SCALE) $(if $(OUT),--out=$(OUT)) \
 		$(if $(wildcard $(MODEL)/saved_model.pb),--model=$(MODEL)) $(ARGS)
+
+## make evaluate MODEL=<run dir|SavedModel|.tflite|bicubic> SETS=d1,d2 SCALES=2,3,4 [JSON=out.json]
+evaluate: $(VENV)/.installed
+	$(PY) -m pipelines.evaluate --model=$(if $(filter 9-% bicubic,$(MODEL)),$(if $(filter bicubic,$(MODEL)),bicubic,$(RUN)),$(MODEL)) \
+		--sets=$(SETS) --scales=$(SCALES) --out_dir=$(EVAL_OUT) $(if $(JSON),--json=$(JSON)) $(ARGS)
+
+## make figures RUN=runs/x3 [IMAGES=a.png,b.png]   training curves, filters, comparison crops
+figures: $(VENV)/.installed
+	$(PY) -m pipelines.figures --run_dir=$(RUN) $(if $(IMAGES),--images=$(IMAGES)) $(ARGS)
+
+## make ablation [DATA=T91 EXTRA_DATA=T91+General100 folder MINUTES=20]   long: run in background
+ablation: $(VENV)/.installed
+	$(MAKE) records SCALE=$(SCALE) DATA=$(DATA)
+	$(if $(EXTRA_DATA),$(PY) -m pipelines.make_records --scale=$(SCALE) --input_dir=$(EXTRA_DATA) --out_dir=tfrecords/extra --noprogress)
+	$(PY) -m pipelines.ablation --records=$(RECORDS_OUT)/x$(SCALE) \
+		$(if $(EXTRA_DATA),--extra_records=tfrecords/extra/x$(SCALE)) --minutes=$(MINUTES) \
+		$(if $(EVAL),--test_dir=$(EVAL)) $(ARGS)
 
 ## make test                       the unit and integration tests
 test: $(VENV)/.installed

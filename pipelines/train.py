@@ -54,8 +54,10 @@ _CKPT_EVERY = flags.DEFINE_integer("checkpoint_every", _T.checkpoint_every,
 _LOG_EVERY = flags.DEFINE_integer("log_every", _T.log_every, "Log every N steps.", lower_bound=1)
 _KEEP = flags.DEFINE_integer("keep_checkpoints", _T.keep_checkpoints, "Checkpoints kept.",
                              lower_bound=1)
-_MIXED = flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_float16", "mixed_bfloat16"],
-                           "Mixed precision policy (mixed_float16 on GPU).")
+_MIXED = flags.DEFINE_enum("mixed_precision", "auto",
+                           ["auto", "none", "mixed_float16", "mixed_bfloat16"],
+                           "auto: mixed_float16 on GPU, mixed_bfloat16 on CPUs with native "
+                           "bfloat16 (AVX512-BF16/AMX), float32 elsewhere.")
 _DEVICES = flags.DEFINE_list("devices", [], "Mirror over these devices (default: all GPUs).")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
 

@@ -170,3 +170,36 @@ def checkpoint_curve(run_dir: str, folder: str, scale: int) -> list[dict]:
         out.append({"step": int(step.numpy()), "minutes": float(minutes.numpy()) / 60,
                     "psnr": r.psnr, "ssim": r.ssim})
     return out
+
+
+def load_predictor(spec: str, num_threads: int | None = None) -> tuple[Predictor, str, dict]:
+    """'bicubic', a training run dir, a SavedModel (version dir or its parent), or a .tflite
+    file -> (predictor, method name, info such as the model's scale)."""
+    if spec == "bicubic":
+        return bicubic_predictor, "bicubic", {}
+    if spec.endswith(".tflite"):
+        if not os.path.isfile(spec):
+            raise FileNotFoundError(f"{spec}: no such TFLite file")
+        from srcnn_tf.export import TFLiteY
+
+        return TFLiteY(spec, num_threads), f"SRCNN tflite {os.path.basename(spec)}", {}
+    if os.path.isfile(os.path.join(spec, "config.json")):
+        from srcnn_tf.train import load_model
+
+        model, cfg, scale = load_model(spec)
+        name = f"SRCNN {cfg.preset} ({os.path.basename(os.path.normpath(spec))})"
+        return keras_predictor(model, cfg), name, {"scale": scale}
+    path = spec
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")) and os.path.isdir(path):
+        versions = [int(d) for d in os.listdir(path) if d.isdigit()]
+        if versions:
+            path = os.path.join(path, str(max(versions)))
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        from srcnn_tf.export import saved_model_y_predictor
+
+        meta_path = os.path.join(path, "metadata.json")
+        meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {}
+        name = f"SRCNN {meta.get('preset', '')} (SavedModel {path})".replace("  ", " ")
+        return saved_model_y_predictor(path), name, {"scale": meta.get("scale")}
+    raise FileNotFoundError(f"{spec}: not 'bicubic', a run directory (config.json), a SavedModel "
+                            f"or a .tflite file")

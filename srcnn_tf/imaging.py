@@ -241,7 +241,7 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
 def list_images(folder: str | os.PathLike) -> list[str]:
     """Image files under `folder` (recursive), sorted by relative path, by extension."""
     found = []
-    for root, _, files in os.walk(folder):
+    for root, _, files in os.walk(folder, followlinks=True):
         for f in files:
             if f.lower().endswith(IMAGE_EXTENSIONS):
                 found.append(os.path.join(root, f))

@@ -74,17 +74,19 @@ def _kernel_init(init: str, seed: int | None) -> keras.initializers.Initializer:
     return keras.initializers.HeNormal(seed=seed)
 
 
-def build_srcnn(config: ModelConfig, seed: int | None = None, name: str | None = None) -> keras.Model:
+def build_srcnn(config: ModelConfig, seed: int | None = None, name: str | None = None,
+                dtype: str | None = None) -> keras.Model:
     """Input (batch, H, W, C) float in [0, 1] (the bicubic-upscaled image) -> same-layout output.
 
     'valid' padding shrinks H and W by 2 * border; 'same' keeps them. With `seed`, each layer's
-    initialiser gets its own reproducible stream (seed, seed + 1, seed + 2).
+    initialiser gets its own reproducible stream (seed, seed + 1, seed + 2). `dtype` is the
+    layers' dtype policy (default: the global one, e.g. mixed_bfloat16 while training).
     """
     config.validate()
     f1, f2, f3 = config.filters
     layers = [
-        (config.n1, f1, "relu", "patch_extraction", None),
-        (config.n2, f2, "relu", "nonlinear_mapping", None),
+        (config.n1, f1, "relu", "patch_extraction", dtype),
+        (config.n2, f2, "relu", "nonlinear_mapping", dtype),
         # The reconstruction stays float32 under mixed precision: its outputs are pixel values.
         (config.channels, f3, None, "reconstruction", "float32"),
     ]

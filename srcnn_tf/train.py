@@ -50,7 +50,7 @@ class TrainConfig:
     step_every: int = 0  # "step": decay every N steps (0: at 50 % and 75 % of training)
     step_factor: float = 0.1
     batch_size: int = 128  # global, split over replicas
-    epochs: int = 100
+    epochs: int = 120
     max_steps: int = 0  # 0: epochs * steps_per_epoch
     max_minutes: float = 0.0  # 0: no wall-clock budget
     augment: bool = False
@@ -62,7 +62,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     log_every: int = 50
     keep_checkpoints: int = 3
-    mixed_precision: str = ""  # "", "mixed_float16" (GPU), "mixed_bfloat16"
+    mixed_precision: str = "auto"  # "auto", "" (float32), "mixed_float16", "mixed_bfloat16"
     devices: tuple[str, ...] = ()  # MirroredStrategy over these devices (e.g. two logical CPUs)
     progress: bool = True
 
@@ -71,7 +71,8 @@ class TrainConfig:
         checks = {
             "optimizer": self.optimizer in ("adam", "sgd"),
             "schedule": self.schedule in ("constant", "cosine", "step"),
-            "mixed_precision": self.mixed_precision in ("", "mixed_float16", "mixed_bfloat16"),
+            "mixed_precision": self.mixed_precision in ("auto", "", "mixed_float16",
+                                                        "mixed_bfloat16"),
             "learning_rate": self.learning_rate > 0,
             "batch_size": self.batch_size >= 1,
             "lr_multipliers": len(self.lr_multipliers) == 3 and min(self.lr_multipliers) > 0,
@@ -86,6 +87,26 @@ def paper_recipe(**overrides: Any) -> dict[str, Any]:
     """The ECCV/TPAMI recipe: SGD + momentum 0.9, lr 1e-4 (1e-5 last layer), N(0, 1e-3) init."""
     return {"optimizer": "sgd", "learning_rate": 1e-4, "lr_multipliers": (1.0, 1.0, 0.1),
             "schedule": "constant", **overrides}
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX), where oneDNN runs
+    SRCNN's convolutions ~1.7x faster in bfloat16 than in float32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(policy: str) -> str:
+    """'auto' -> mixed_float16 on GPUs, mixed_bfloat16 on bfloat16 CPUs, else float32 ('')."""
+    if policy != "auto":
+        return policy
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    return "mixed_bfloat16" if cpu_has_bf16() else ""
 
 
 def make_strategy(devices: tuple[str, ...] = ()) -> tf.distribute.Strategy:
@@ -202,7 +223,7 @@ def validate_psnr(model: keras.Model, config: ModelConfig, images, scale: int,
     return float(np.mean(values))
 
 
-def _sample_strip(model, config, images, predict) -> np.ndarray:
+def _sample_strip(images, predict) -> np.ndarray:
     """bicubic | SR | HR centre crops of the first validation image, uint8 (1, h, 3w, C)."""
     _, inp, hr = images[0]
     sr = imaging.to_uint8(predict(tf.constant(inp[None]))[0].numpy())
@@ -219,8 +240,16 @@ def train(config: TrainConfig) -> dict[str, Any]:
     Raises FloatingPointError when the loss stops being finite (the last good checkpoint stays).
     """
     config.validate()
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy(config.mixed_precision)
+    previous_policy = keras.mixed_precision.global_policy()
+    precision = resolve_precision(config.mixed_precision)
+    keras.mixed_precision.set_global_policy(precision or "float32")
+    try:
+        return _train(config, precision)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _train(config: TrainConfig, precision: str) -> dict[str, Any]:
     strategy = make_strategy(config.devices)
     chief = _is_chief(strategy)
     run_dir = config.run_dir
@@ -242,7 +271,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     with strategy.scope():
         model = build_srcnn(config.model, seed=config.seed)
         groups = _make_optimizers(config, model, total_steps)
-        loss_scale = _LossScale(config.mixed_precision == "mixed_float16")
+        loss_scale = _LossScale(precision == "mixed_float16")
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed_seconds")
         best_psnr = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_val_psnr")
@@ -261,13 +290,16 @@ def train(config: TrainConfig) -> dict[str, Any]:
         log.info("resumed from %s at step %d", manager.latest_checkpoint, int(step.numpy()))
     metrics_path = os.path.join(run_dir, "metrics.jsonl")
     _truncate_jsonl(metrics_path, int(step.numpy()))
+    val_bicubic = validate_psnr(model, config.model, val, scale, lambda x: x) if val else None
     if chief:
         with open(os.path.join(run_dir, "config.json"), "w") as f:
             json.dump({"train": dataclasses.asdict(config), "scale": scale,
+                       "val_bicubic_psnr": val_bicubic,
                        "records_fingerprint": data.manifest["fingerprint"],
                        "records_patches": data.manifest["train"]["patches"],
                        "tensorflow": tf.__version__, "keras": keras.__version__,
-                       "replicas": strategy.num_replicas_in_sync}, f, indent=1)
+                       "replicas": strategy.num_replicas_in_sync,
+                       "precision": precision or "float32"}, f, indent=1)
 
     variables = [v for _, vs in groups for v in vs]
     sizes = [len(vs) for _, vs in groups]
@@ -299,10 +331,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
         return super_resolve(model, config.model, x)
 
     writer = tf.summary.create_file_writer(os.path.join(run_dir, "tb")) if chief else None
+    if chief and val_bicubic is not None:
+        with writer.as_default(step=0):
+            tf.summary.scalar("val_bicubic_psnr", val_bicubic)
     progress = _Progress(total_steps, int(step.numpy()), config.progress and chief, config.batch_size)
     session_start = time.perf_counter()
     elapsed0 = float(elapsed.numpy())
-    window_start, window_steps = time.perf_counter(), 0
+    window_start = time.perf_counter()
     last_loss = float("nan")
 
     def minutes() -> float:
@@ -312,59 +347,56 @@ def train(config: TrainConfig) -> dict[str, Any]:
         elapsed.assign(elapsed0 + time.perf_counter() - session_start)
         manager.save(checkpoint_number=int(step.numpy()))
 
-    def evaluate_and_log(loss_value: float, throughput: float) -> None:
+    def log_event(loss_value: float, throughput: float, validate: bool) -> None:
+        """One metrics.jsonl line and the matching TensorBoard scalars; with `validate`, the
+        validation PSNR, the best checkpoint and the sample images too."""
         s = int(step.numpy())
-        psnr = validate_psnr(model, config.model, val, scale, predict) if val else float("nan")
-        lr = float(groups[0][0].learning_rate) if hasattr(groups[0][0], "learning_rate") else 0.0
         record = {"step": s, "epoch": s / spe, "minutes": minutes(), "loss": loss_value,
-                  "lr": lr, "val_psnr": psnr, "patches_per_s": throughput}
-        if val and psnr > float(best_psnr.numpy()):
-            best_psnr.assign(psnr)
-            best_step.assign(s)
-            best_manager.save(checkpoint_number=s)
-        if chief:
-            _append_jsonl(metrics_path, record)
-            with writer.as_default(step=s):
-                for k in ("loss", "lr", "val_psnr", "patches_per_s", "minutes"):
-                    if not math.isnan(record[k]):
-                        tf.summary.scalar(k, record[k])
-                if val:
-                    tf.summary.image("bicubic_sr_hr", _sample_strip(model, config.model, val,
-                                                                    predict))
-            writer.flush()
-        progress.set(val_psnr=psnr)
+                  "lr": float(groups[0][0].learning_rate), "patches_per_s": throughput}
+        if validate and val:
+            psnr = validate_psnr(model, config.model, val, scale, predict)
+            record["val_psnr"] = psnr
+            progress.set(val_psnr=psnr)
+            if psnr > float(best_psnr.numpy()):
+                best_psnr.assign(psnr)
+                best_step.assign(s)
+                best_manager.save(checkpoint_number=s)
+        if not chief:
+            return
+        _append_jsonl(metrics_path, record)
+        with writer.as_default(step=s):
+            for k, v in record.items():
+                if k not in ("step", "epoch") and not math.isnan(v):
+                    tf.summary.scalar(k, v)
+            if validate and val:
+                tf.summary.image("bicubic_sr_hr", _sample_strip(val, predict))
+        writer.flush()
 
     stop = False
+    window_losses: list[float] = []
     try:
         while not stop:
             s0 = int(step.numpy())
             epoch, done = divmod(s0, spe)
-            if s0 >= total_steps:
+            if s0 >= total_steps or (config.max_minutes and minutes() >= config.max_minutes):
                 break
             dist = strategy.experimental_distribute_dataset(data.epoch(epoch, done))
             for batch in dist:
                 loss = float(train_step(batch))
+                s = int(step.numpy())
                 if not math.isfinite(loss):
                     raise FloatingPointError(
-                        f"loss became {loss} at step {int(step.numpy())}; the last good checkpoint is "
+                        f"loss became {loss} at step {s}; the last good checkpoint is "
                         f"{manager.latest_checkpoint}: lower --learning_rate or check the data")
                 last_loss = loss
-                s = int(step.numpy())
-                window_steps += 1
+                window_losses.append(loss)
                 progress.update(loss)
-                if s % config.log_every == 0 or s % config.val_every == 0:
+                validate = s % config.val_every == 0
+                if s % config.log_every == 0 or validate:
                     now = time.perf_counter()
-                    throughput = window_steps * config.batch_size / (now - window_start)
-                    window_start, window_steps = now, 0
-                    if s % config.val_every == 0:
-                        evaluate_and_log(loss, throughput)
-                    elif chief:
-                        _append_jsonl(metrics_path, {"step": s, "epoch": s / spe,
-                                                     "minutes": minutes(), "loss": loss,
-                                                     "patches_per_s": throughput})
-                        with writer.as_default(step=s):
-                            tf.summary.scalar("loss", loss)
-                            tf.summary.scalar("patches_per_s", throughput)
+                    throughput = len(window_losses) * config.batch_size / (now - window_start)
+                    log_event(float(np.mean(window_losses)), throughput, validate)
+                    window_start, window_losses = time.perf_counter(), []
                 if s % config.checkpoint_every == 0:
                     save()
                 if s >= total_steps or (config.max_minutes and minutes() >= config.max_minutes):
@@ -373,7 +405,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     finally:
         progress.close()
     if int(step.numpy()) % config.val_every:
-        evaluate_and_log(last_loss, float("nan"))
+        log_event(float(np.mean(window_losses or [last_loss])), float("nan"), validate=True)
     save()
     summary = {"steps": int(step.numpy()), "epochs": int(step.numpy()) / spe, "minutes": minutes(),
                "best_val_psnr": float(best_psnr.numpy()), "best_step": int(best_step.numpy()),
@@ -414,7 +446,7 @@ def load_model(run_dir: str, which: str = "best") -> tuple[keras.Model, ModelCon
     with open(os.path.join(run_dir, "config.json")) as f:
         cfg = json.load(f)
     model_cfg = ModelConfig(**cfg["train"]["model"])
-    model = build_srcnn(model_cfg)
+    model = build_srcnn(model_cfg, dtype="float32")  # inference in float32 whatever trained it
     folder = os.path.join(run_dir, "best" if which == "best" else "checkpoints")
     path = tf.train.latest_checkpoint(folder)
     if path is None and which == "best":

@@ -1,0 +1,67 @@
+"""The paper's table for a model and bicubic:
+`make evaluate MODEL=<run dir | SavedModel dir | .tflite | bicubic> SETS=dir1,dir2 SCALES=2,3,4`.
+
+Writes <out_dir>/results.json, per_image.csv and table.md.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app, flags, logging
+
+from srcnn_tf import evaluate
+
+_MODEL = flags.DEFINE_string("model", "bicubic",
+                             "Run dir, SavedModel dir, .tflite file, or 'bicubic'.")
+_SETS = flags.DEFINE_list("sets", None, "Folders of HR images (e.g. Set5,Set14).", required=True)
+_SCALES = flags.DEFINE_list("scales", ["2", "3", "4"], "Scales to evaluate.")
+_OUT_DIR = flags.DEFINE_string("out_dir", "eval", "Where the JSON/CSV/Markdown go.")
+_JSON = flags.DEFINE_string("json", None, "JSON summary path (default <out_dir>/results.json).")
+_PAPER = flags.DEFINE_bool("paper", False, "Put the papers' published numbers beside ours.")
+_SAVE = flags.DEFINE_string("save_images", None, "Write colour SR images to this folder.")
+_THREADS = flags.DEFINE_integer("num_threads", None, "LiteRT threads (default: all cores).")
+
+
+@flags.validator("scales", message="--scales must be integers >= 2")
+def _check_scales(values: list[str]) -> bool:
+    return all(v.isdigit() and int(v) >= 2 for v in values)
+
+
+@flags.validator("sets", message="--sets: every entry must be an existing folder")
+def _check_sets(values: list[str] | None) -> bool:
+    return values is None or all(os.path.isdir(v) for v in values)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        predictor, name, info = evaluate.load_predictor(_MODEL.value, _THREADS.value)
+    except FileNotFoundError as e:
+        raise app.UsageError(str(e)) from None
+    scales = [int(s) for s in _SCALES.value]
+    if info.get("scale") and any(s != info["scale"] for s in scales):
+        logging.warning("%s was trained for x%d; also evaluating it at %s", name, info["scale"],
+                        scales)
+    results = []
+    for folder in _SETS.value:
+        for scale in scales:
+            results.append(evaluate.evaluate_folder(evaluate.bicubic_predictor, folder, scale,
+                                                    "bicubic"))
+            if name != "bicubic":
+                save = os.path.join(_SAVE.value, name.split(" (")[0].replace(" ", "_")) \
+                    if _SAVE.value else None
+                results.append(evaluate.evaluate_folder(predictor, folder, scale, name,
+                                                        save_dir=save))
+            logging.info("%s x%d done", folder, scale)
+    os.makedirs(_OUT_DIR.value, exist_ok=True)
+    table = evaluate.write_outputs(
+        results, _JSON.value or os.path.join(_OUT_DIR.value, "results.json"),
+        os.path.join(_OUT_DIR.value, "per_image.csv"), os.path.join(_OUT_DIR.value, "table.md"),
+        paper=_PAPER.value)
+    logging.info("PSNR / SSIM (Y, shave = scale)\n%s", table)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,44 @@
+"""Figures of a run: `make figures RUN=runs/x3 [IMAGES=a.png,b.png]` -> figures/*.png.
+
+Training curves (from TensorBoard logs), first-layer filters, HR/bicubic/SRCNN crops.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from absl import app, flags, logging
+
+from srcnn_tf import evaluate, plots
+
+_RUN_DIR = flags.DEFINE_string("run_dir", None, "Training run directory.", required=True)
+_OUT_DIR = flags.DEFINE_string("out_dir", "figures", "Where the PNGs go.")
+_IMAGES = flags.DEFINE_list("images", [], "HR images for the comparison crops.")
+_CROP = flags.DEFINE_integer("crop", 96, "Crop size of the comparison panels.", lower_bound=16)
+
+flags.register_validator("run_dir", lambda p: p is None or os.path.isfile(
+    os.path.join(p, "config.json")), message="--run_dir is not a training run (no config.json)")
+flags.register_validator("images", lambda ps: all(os.path.isfile(p) for p in ps),
+                         message="--images: every entry must be an existing file")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    os.makedirs(_OUT_DIR.value, exist_ok=True)
+    name = os.path.basename(os.path.normpath(_RUN_DIR.value))
+    written = [
+        plots.plot_training(_RUN_DIR.value, os.path.join(_OUT_DIR.value, f"{name}_training.png")),
+        plots.plot_filters(_RUN_DIR.value, os.path.join(_OUT_DIR.value, f"{name}_filters.png")),
+    ]
+    if _IMAGES.value:
+        predictor, _, info = evaluate.load_predictor(_RUN_DIR.value)
+        written.append(plots.plot_comparison(
+            predictor, _IMAGES.value, info["scale"],
+            os.path.join(_OUT_DIR.value, f"{name}_comparison.png"), _CROP.value))
+    logging.info("wrote %s", json.dumps(written))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,140 @@
+"""Figures (matplotlib, PNG): training curves, first-layer filters, comparison crops, ablation."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from srcnn_tf import evaluate, imaging, metrics  # noqa: E402
+
+
+def read_scalars(run_dir: str) -> dict[str, list[tuple[int, float, float]]]:
+    """TensorBoard scalars of a run: {tag: [(step, wall_time, value)]}, sorted by step.
+
+    Where a resumed run logged a step twice, the last write wins.
+    """
+    from tensorboard.backend.event_processing import event_accumulator
+
+    out: dict[str, dict[int, tuple[float, float]]] = {}
+    for path in sorted(glob.glob(os.path.join(run_dir, "tb", "events.out.tfevents.*"))):
+        acc = event_accumulator.EventAccumulator(path, size_guidance={"tensors": 0})
+        acc.Reload()
+        for tag in acc.Tags().get("tensors", []):
+            for ev in acc.Tensors(tag):
+                value = float(np.asarray(_tensor_value(ev.tensor_proto)).reshape(-1)[0])
+                out.setdefault(tag, {})[ev.step] = (ev.wall_time, value)
+    return {tag: sorted((s, w, v) for s, (w, v) in d.items()) for tag, d in out.items()}
+
+
+def _tensor_value(proto):
+    import tensorflow as tf
+
+    return tf.make_ndarray(proto)
+
+
+def plot_training(run_dir: str, out_path: str) -> str:
+    """Loss and validation PSNR against steps and against wall-clock minutes, bicubic drawn."""
+    scalars = read_scalars(run_dir)
+    if "loss" not in scalars:
+        raise ValueError(f"{run_dir}: no TensorBoard scalars (train first)")
+    minutes = {s: v for s, _, v in scalars.get("minutes", [])}
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+    for col, (xlabel, xmap) in enumerate((("step", lambda s: s),
+                                          ("wall-clock minutes", lambda s: minutes.get(s)))):
+        loss = [(xmap(s), v) for s, _, v in scalars["loss"] if xmap(s) is not None]
+        axes[0, col].plot(*zip(*loss), lw=0.8)
+        axes[0, col].set_yscale("log")
+        axes[0, col].set_ylabel("training MSE")
+        psnr = [(xmap(s), v) for s, _, v in scalars.get("val_psnr", []) if xmap(s) is not None]
+        if psnr:
+            axes[1, col].plot(*zip(*psnr), marker=".", label="SRCNN")
+        if "val_bicubic_psnr" in scalars:
+            axes[1, col].axhline(scalars["val_bicubic_psnr"][0][2], color="gray", ls="--",
+                                 label="bicubic")
+        axes[1, col].set_ylabel("validation PSNR (dB)")
+        axes[1, col].legend(loc="lower right")
+        for row in (0, 1):
+            axes[row, col].set_xlabel(xlabel)
+            axes[row, col].grid(alpha=0.3)
+    fig.suptitle(f"training: {os.path.basename(os.path.normpath(run_dir))}")
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path
+
+
+def plot_filters(run_dir: str, out_path: str) -> str:
+    """The first-layer filters as a grid (the paper's Figure of learned filters)."""
+    from srcnn_tf.model import conv_layers
+    from srcnn_tf.train import load_model
+
+    model, _, _ = load_model(run_dir)
+    kernel = conv_layers(model)[0].kernel.numpy()[:, :, 0, :]  # (f1, f1, n1)
+    n = kernel.shape[-1]
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9, rows * 0.9))
+    for i, ax in enumerate(np.ravel(axes)):
+        ax.axis("off")
+        if i < n:
+            k = kernel[..., i]
+            ax.imshow(k, cmap="gray", vmin=k.min(), vmax=k.max(), interpolation="nearest")
+    fig.suptitle("first-layer filters")
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path
+
+
+def plot_comparison(predictor: evaluate.Predictor, paths: Sequence[str], scale: int,
+                    out_path: str, crop: int = 96) -> str:
+    """HR / bicubic / SRCNN crops (centre of each image) with PSNR of the whole image in titles."""
+    fig, axes = plt.subplots(len(paths), 3, figsize=(9, 3.1 * len(paths)), squeeze=False)
+    for row, path in enumerate(paths):
+        hr, inp = evaluate.prepare(path, scale)
+        bic = imaging.to_uint8(inp)
+        sr = imaging.to_uint8(np.asarray(predictor(inp)).reshape(inp.shape))
+        h, w = hr.shape[:2]
+        r, c = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
+        panels = [("HR", hr, None), ("bicubic", bic, metrics.psnr(bic, hr, crop_border=scale)),
+                  ("SRCNN", sr, metrics.psnr(sr, hr, crop_border=scale))]
+        for col, (title, img, p) in enumerate(panels):
+            ax = axes[row, col]
+            ax.imshow(img[r:r + crop, c:c + crop, 0], cmap="gray", vmin=0, vmax=255)
+            name = os.path.splitext(os.path.basename(path))[0]
+            ax.set_title(f"{name} {title}" + (f" {p:.2f} dB" if p is not None else ""), fontsize=9)
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path
+
+
+def plot_ablation(results_json: str, out_path: str) -> str:
+    """Bars of validation and Set5 PSNR for each ablation run (from ablation's results.json)."""
+    with open(results_json) as f:
+        rows = json.load(f)["runs"]
+    names = [r["name"] for r in rows]
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows)), 4))
+    ax.bar(x - 0.2, [r["val_psnr"] for r in rows], 0.4, label="validation")
+    if all(r.get("test_psnr") is not None for r in rows):
+        ax.bar(x + 0.2, [r["test_psnr"] for r in rows], 0.4, label=rows[0].get("test_set", "test"))
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    lo = min(min(r["val_psnr"] for r in rows), min(r.get("test_psnr") or 99 for r in rows))
+    ax.set_ylim(lo - 0.5, None)
+    ax.set_ylabel("PSNR (dB)")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path

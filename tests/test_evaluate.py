@@ -1,0 +1,95 @@
+"""make evaluate: the paper's bicubic rows, one code path for checkpoint/SavedModel/TFLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from srcnn_tf import evaluate, export, imaging, records
+from srcnn_tf import train as train_lib
+from srcnn_tf.model import ModelConfig
+
+from conftest import ROOT, natural_like
+
+
+def test_pipeline_bicubic_rows_equal_the_papers(shared_data, tmp_path):
+    out = tmp_path / "eval"
+    r = subprocess.run([sys.executable, "-m", "pipelines.evaluate", "--model=bicubic",
+                        f"--sets={shared_data / 'Set5'},{shared_data / 'Set14'}",
+                        "--scales=2,3,4", f"--out_dir={out}", f"--json={tmp_path / 'r.json'}",
+                        "--paper"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    results = json.loads((tmp_path / "r.json").read_text())["results"]
+    got = {(x["set"], x["scale"]): x for x in results}
+    assert set(results[0]) == {"set", "scale", "method", "psnr", "ssim", "images"}
+    for (set_name, scale, method), (psnr, ssim) in evaluate.PAPER.items():
+        if method == "bicubic":
+            assert abs(got[(set_name, scale)]["psnr"] - psnr) <= 0.01
+            assert abs(got[(set_name, scale)]["ssim"] - ssim) <= 0.0015
+    assert got[("Set14", 3)]["images"] == 14
+    table = (out / "table.md").read_text()
+    assert "paper: SRCNN 9-5-5" in table and "| Set5 | bicubic | 33.66 / 0.9299" in table
+    lines = (out / "per_image.csv").read_text().splitlines()
+    assert lines[0] == "set,scale,method,image,psnr,ssim" and len(lines) == 1 + 3 * (5 + 14)
+
+
+def test_same_model_same_psnr_as_checkpoint_savedmodel_tflite(tmp_path):
+    src = tmp_path / "img"
+    src.mkdir()
+    for i in range(3):
+        imaging.save_image(src / f"{i}.png", natural_like(72, 80, seed=50 + i))
+    rcfg = records.RecordsConfig(input_dir=str(src), out_dir=str(tmp_path / "rec"),
+                                 num_shards=1, val_fraction=0.34, progress=False, workers=1)
+    records.build_records(rcfg)
+    run = tmp_path / "run"
+    train_lib.train(train_lib.TrainConfig(record_dir=rcfg.record_dir, run_dir=str(run),
+                                          model=ModelConfig(preset="9-1-5", n1=16, n2=8),
+                                          batch_size=16, max_steps=40, val_every=20,
+                                          progress=False, learning_rate=3e-3))
+    path = export.export_run(str(run), str(tmp_path / "sm"))
+    result = export.export_tflite(path, None, None, 3, variants=("fp32",), rounds=1,
+                                  latency_size=16)
+    tflite = os.path.join(result["dir"], "srcnn_x3_fp32.tflite")
+    test_dir = tmp_path / "test"
+    test_dir.mkdir()
+    for i in range(2):
+        imaging.save_image(test_dir / f"t{i}.png", natural_like(60, 66, seed=70 + i))
+    psnr = {}
+    for spec in (str(run), path, tflite, "bicubic"):
+        predictor, name, _ = evaluate.load_predictor(spec)
+        psnr[spec] = evaluate.evaluate_folder(predictor, str(test_dir), 3, name).psnr
+    assert abs(psnr[str(run)] - psnr[path]) <= 0.01
+    assert abs(psnr[str(run)] - psnr[tflite]) <= 0.01
+    assert psnr["bicubic"] != psnr[str(run)]
+
+
+def test_colour_outputs_and_unknown_model(tmp_path):
+    src = tmp_path / "set"
+    src.mkdir()
+    imaging.save_image(src / "a.png", natural_like(30, 33, seed=1))
+    imaging.save_image(src / "g.png", natural_like(30, 33, c=1, seed=2))
+    r = evaluate.evaluate_folder(evaluate.bicubic_predictor, str(src), 3, "bicubic",
+                                 save_dir=str(tmp_path / "out"))
+    assert r.images == 2
+    colour = imaging.load_image(tmp_path / "out" / "set_x3_a.png")
+    assert colour.shape == (30, 33, 3)
+    # Its Y is the bicubic Y that was scored (but where RGB clipping of saturated colours moves it).
+    hr, inp = evaluate.prepare(str(src / "a.png"), 3)
+    diff = np.abs(imaging.to_y(colour).astype(int) - imaging.to_uint8(inp))
+    assert np.mean(diff <= 1) > 0.95
+    assert imaging.load_image(tmp_path / "out" / "set_x3_g.png").shape == (30, 33, 1)
+    with pytest.raises(FileNotFoundError, match="not 'bicubic'"):
+        evaluate.load_predictor(str(tmp_path))
+
+
+def test_markdown_table_layout():
+    rows = [evaluate.Result("Set5", s, m, 30.0 + s, 0.9, 5) for s in (2, 3) for m in ("a", "b")]
+    table = evaluate.markdown_table(rows, paper=True).splitlines()
+    assert table[0] == "| set | method | x2 | x3 |"
+    assert "| Set5 | a | 32.00 / 0.9000 | 33.00 / 0.9000 |" in table
+    assert any(line.startswith("| Set5 | paper: bicubic | 33.66") for line in table)

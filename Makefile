@@ -33,7 +33,7 @@ space := $(empty) $(empty)
 RECORDS_OUT := $(if $(OUT),$(OUT),tfrecords)
 RECORDS_DIR := tfrecords/x$(SCALE)
 
-.PHONY: install records train export tflite upscale evaluate figures ablation test bench bench-records bench-train clean help
+.PHONY: install records train export tflite upscale evaluate figures ablation test bench bench-records bench-train bench-infer clean help
 
 help:
 	@sed -n 's/^## //p' README.md | head -40 || true
@@ -99,13 +99,19 @@ test: $(VENV)/.installed
 
 ## make bench-records              records throughput vs a naive per-patch loop
 bench-records: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) -m benchmarks.bench_records $(ARGS)
 
 ## make bench-train                patches/s and GFLOP/s vs the measured peak, loader vs in-memory, PyTorch
 bench-train: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) -m benchmarks.bench_train $(ARGS)
 
-bench: bench-records bench-train
+## make bench-infer                megapixels/s: Keras, SavedModel, TFLite variants (512x512)
+bench-infer: $(VENV)/.installed
+	$(PY) -m benchmarks.bench_infer $(ARGS)
+
+bench: bench-records bench-train bench-infer
 
 clean:
 	rm -rf tfrecords runs build *.egg-info

@@ -14,7 +14,6 @@ import statistics
 import tempfile
 import time
 
-import numpy as np
 
 from benchmarks.common import SHARED_DATA, save
 
@@ -86,21 +85,21 @@ def tf_case(preset: str, padding: str, batch: int, precision: str, record_dir: s
         loss.numpy()
         return time.perf_counter() - start
 
-    loader_run = None
-    if record_dir:
-        geometry = data_lib.Geometry.from_manifest(records.load_manifest(record_dir))
-        crop = data_lib.check_fit(geometry, cfg)
-        data = data_lib.TrainData(record_dir, batch, label_crop=crop, cache=True, verify=False)
-        iterator = iter(data.epoch(0).repeat())
-        for _ in range(3):
-            step(*next(iterator))
+    if not record_dir:
+        return run, train_flops(cfg, 33, batch), None
+    geometry = data_lib.Geometry.from_manifest(records.load_manifest(record_dir))
+    crop = data_lib.check_fit(geometry, cfg)
+    data = data_lib.TrainData(record_dir, batch, label_crop=crop, cache=True, verify=False)
+    iterator = iter(data.epoch(0).repeat())
+    for _ in range(3):
+        step(*next(iterator))
 
-        def loader_run(steps: int) -> float:
-            start = time.perf_counter()
-            for _ in range(steps):
-                loss = step(*next(iterator))
-            loss.numpy()
-            return time.perf_counter() - start
+    def loader_run(steps: int) -> float:
+        start = time.perf_counter()
+        for _ in range(steps):
+            loss = step(*next(iterator))
+        loss.numpy()
+        return time.perf_counter() - start
 
     return run, train_flops(cfg, 33, batch), loader_run
 

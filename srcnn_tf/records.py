@@ -255,6 +255,19 @@ def _init_worker(q: Any) -> None:
     _progress_queue = q
 
 
+def _decode(source: Source, data: bytes, channels: int) -> tuple[dict[str, Any], np.ndarray | None]:
+    """The manifest entry so far (sha256, size, or the skip reason) and the uint8 HR image,
+    None when the file does not decode."""
+    outcome: dict[str, Any] = {"sha256": hashlib.sha256(data).hexdigest()}
+    try:
+        hr = prepare_hr(imaging.load_image(data, name=source.id), channels)
+    except imaging.ImageError as e:
+        outcome.update(status="skipped", reason=str(e), patches=0)
+        return outcome, None
+    outcome.update(height=int(hr.shape[0]), width=int(hr.shape[1]))
+    return outcome, hr
+
+
 def _process_shard(task: ShardTask, config: RecordsConfig) -> dict[str, Any]:
     """Writes one shard; returns its stats and what happened to each of its sources."""
     tmp = task.path + ".tmp"
@@ -264,13 +277,8 @@ def _process_shard(task: ShardTask, config: RecordsConfig) -> dict[str, Any]:
     with tfrecord.TFRecordWriter(tmp, config.compression) as writer:
         for source, data in _iter_encoded([s for _, s in task.sources], config):
             index = index_of[source.id]
-            outcome: dict[str, Any] = {"sha256": hashlib.sha256(data).hexdigest()}
-            try:
-                hr = prepare_hr(imaging.load_image(data, name=source.id), config.channels)
-            except imaging.ImageError as e:
-                outcome.update(status="skipped", reason=str(e), patches=0)
-            else:
-                outcome.update(height=int(hr.shape[0]), width=int(hr.shape[1]))
+            outcome, hr = _decode(source, data, config.channels)
+            if hr is not None:
                 n = 0
                 for aug, variant in augment_variants(hr, config.augment):
                     inp, label = make_pair(variant, config.scale, config.blur_sigma)
@@ -407,14 +415,9 @@ def _write_val(
     tmp = path + ".tmp"
     with tfrecord.TFRecordWriter(tmp, config.compression) as writer:
         for k, (source, data) in enumerate(_iter_encoded(val, config)):
-            entry: dict[str, Any] = {"id": source.id, "split": "val",
-                                     "sha256": hashlib.sha256(data).hexdigest()}
-            try:
-                hr = prepare_hr(imaging.load_image(data, name=source.id), config.channels)
-            except imaging.ImageError as e:
-                entry.update(status="skipped", reason=str(e), patches=0)
-            else:
-                entry.update(height=int(hr.shape[0]), width=int(hr.shape[1]))
+            outcome, hr = _decode(source, data, config.channels)
+            entry: dict[str, Any] = {"id": source.id, "split": "val", **outcome}
+            if hr is not None:
                 if min(hr.shape[:2]) < 2 * config.scale + 12:
                     entry.update(status="skipped", patches=0,
                                  reason=f"{source.id}: too small for validation")

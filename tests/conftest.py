@@ -45,3 +45,18 @@ def image_dir(tmp_path: pathlib.Path) -> pathlib.Path:
     imaging.save_image(d / "sub" / "d.png", natural_like(45, 90, seed=4))
     imaging.save_image(d / "e.png", natural_like(64, 64, seed=5))
     return d
+
+
+def tiny_records(root: pathlib.Path, n: int, size: tuple[int, int], seed: int, **kw) -> str:
+    """Writes `n` synthetic images under root/img and their x3 records under root/rec; returns
+    the records folder. `kw` goes to RecordsConfig (num_shards, val_fraction, stride ...)."""
+    from srcnn_tf import imaging, records
+
+    src = root / "img"
+    src.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        imaging.save_image(src / f"{i}.png", natural_like(*size, seed=seed + i))
+    cfg = records.RecordsConfig(input_dir=str(src), out_dir=str(root / "rec"), progress=False,
+                                workers=1, **kw)
+    records.build_records(cfg)
+    return cfg.record_dir

@@ -7,8 +7,10 @@ import pytest
 import tensorflow as tf
 
 from srcnn_tf import data as data_lib
-from srcnn_tf import records, tfrecord
+from srcnn_tf import tfrecord
 from srcnn_tf.model import ModelConfig
+
+from conftest import tiny_records
 
 GEOM = data_lib.Geometry(scale=3, channels=1, patch_size=33, label_size=21, compression="")
 
@@ -66,16 +68,8 @@ def test_fit_errors_explain_the_fix():
 
 @pytest.fixture(scope="module")
 def record_dir(tmp_path_factory):
-    from conftest import natural_like
-    from srcnn_tf import imaging
-
-    src = tmp_path_factory.mktemp("img")
-    for i in range(4):
-        imaging.save_image(src / f"{i}.png", natural_like(80, 90, seed=i))
-    cfg = records.RecordsConfig(input_dir=str(src), out_dir=str(tmp_path_factory.mktemp("rec")),
-                                num_shards=3, val_fraction=0.25, progress=False, workers=1)
-    records.build_records(cfg)
-    return cfg.record_dir
+    return tiny_records(tmp_path_factory.mktemp("data"), 4, (80, 90), seed=0, num_shards=3,
+                        val_fraction=0.25)
 
 
 def _collect(ds):

@@ -10,11 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from srcnn_tf import evaluate, export, imaging, records
+from srcnn_tf import evaluate, export, imaging
 from srcnn_tf import train as train_lib
 from srcnn_tf.model import ModelConfig
 
-from conftest import ROOT, natural_like
+from conftest import ROOT, natural_like, tiny_records
 
 
 def test_pipeline_bicubic_rows_equal_the_papers(shared_data, tmp_path):
@@ -39,15 +39,9 @@ def test_pipeline_bicubic_rows_equal_the_papers(shared_data, tmp_path):
 
 
 def test_same_model_same_psnr_as_checkpoint_savedmodel_tflite(tmp_path):
-    src = tmp_path / "img"
-    src.mkdir()
-    for i in range(3):
-        imaging.save_image(src / f"{i}.png", natural_like(72, 80, seed=50 + i))
-    rcfg = records.RecordsConfig(input_dir=str(src), out_dir=str(tmp_path / "rec"),
-                                 num_shards=1, val_fraction=0.34, progress=False, workers=1)
-    records.build_records(rcfg)
+    record_dir = tiny_records(tmp_path, 3, (72, 80), seed=50, num_shards=1, val_fraction=0.34)
     run = tmp_path / "run"
-    train_lib.train(train_lib.TrainConfig(record_dir=rcfg.record_dir, run_dir=str(run),
+    train_lib.train(train_lib.TrainConfig(record_dir=record_dir, run_dir=str(run),
                                           model=ModelConfig(preset="9-1-5", n1=16, n2=8),
                                           batch_size=16, max_steps=40, val_every=20,
                                           progress=False, learning_rate=3e-3))

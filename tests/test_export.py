@@ -14,11 +14,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from srcnn_tf import evaluate, export, imaging, records, serving
+from srcnn_tf import evaluate, export, imaging, serving
 from srcnn_tf import train as train_lib
 from srcnn_tf.model import ModelConfig, super_resolve
 
-from conftest import ROOT, natural_like
+from conftest import ROOT, natural_like, tiny_records
 
 SCALE = 3
 
@@ -26,20 +26,16 @@ SCALE = 3
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A small 9-5-5 trained for a few steps, exported once."""
-    src = tmp_path_factory.mktemp("img")
-    for i in range(3):
-        imaging.save_image(src / f"{i}.png", natural_like(80, 84, seed=30 + i))
-    rcfg = records.RecordsConfig(input_dir=str(src), out_dir=str(tmp_path_factory.mktemp("rec")),
-                                 num_shards=2, val_fraction=0.34, progress=False, workers=1)
-    records.build_records(rcfg)
+    record_dir = tiny_records(tmp_path_factory.mktemp("data"), 3, (80, 84), seed=30,
+                              num_shards=2, val_fraction=0.34)
     run = tmp_path_factory.mktemp("run")
     train_lib.train(train_lib.TrainConfig(
-        record_dir=rcfg.record_dir, run_dir=str(run), model=ModelConfig(n1=16, n2=8),
+        record_dir=record_dir, run_dir=str(run), model=ModelConfig(n1=16, n2=8),
         batch_size=16, max_steps=30, val_every=15, checkpoint_every=15, progress=False,
         learning_rate=3e-3))
     root = tmp_path_factory.mktemp("saved_models")
     path = export.export_run(str(run), str(root))
-    return {"run": str(run), "root": str(root), "path": path, "records": rcfg.record_dir}
+    return {"run": str(run), "root": str(root), "path": path, "records": record_dir}
 
 
 @pytest.fixture(scope="module")

@@ -8,27 +8,23 @@ import sys
 
 import pytest
 
-from srcnn_tf import imaging, plots, records
+from srcnn_tf import imaging, plots
 from srcnn_tf import train as train_lib
 from srcnn_tf.model import ModelConfig
 
-from conftest import ROOT, natural_like
+from conftest import ROOT, tiny_records
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    src = tmp_path_factory.mktemp("img")
-    for i in range(3):
-        imaging.save_image(src / f"{i}.png", natural_like(70, 72, seed=80 + i))
-    rcfg = records.RecordsConfig(input_dir=str(src), out_dir=str(tmp_path_factory.mktemp("r")),
-                                 num_shards=1, val_fraction=0.34, progress=False, workers=1)
-    records.build_records(rcfg)
+    root = tmp_path_factory.mktemp("data")
+    record_dir = tiny_records(root, 3, (70, 72), seed=80, num_shards=1, val_fraction=0.34)
     run = tmp_path_factory.mktemp("run")
-    train_lib.train(train_lib.TrainConfig(record_dir=rcfg.record_dir, run_dir=str(run),
+    train_lib.train(train_lib.TrainConfig(record_dir=record_dir, run_dir=str(run),
                                           model=ModelConfig(preset="9-1-5", n1=16, n2=8),
                                           batch_size=8, max_steps=12, val_every=4, log_every=2,
                                           progress=False))
-    return {"run": str(run), "records": rcfg.record_dir, "src": src}
+    return {"run": str(run), "records": record_dir, "src": root / "img"}
 
 
 def test_scalars_come_from_tensorboard_logs(tiny):

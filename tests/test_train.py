@@ -14,27 +14,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from srcnn_tf import records
 from srcnn_tf import train as train_lib
 from srcnn_tf.model import ModelConfig
 
-from conftest import ROOT, natural_like
+from conftest import ROOT, tiny_records
 
 SMALL = ModelConfig(preset="9-1-5", n1=16, n2=8)
 
 
 @pytest.fixture(scope="module")
 def record_dir(tmp_path_factory):
-    from srcnn_tf import imaging
-
-    src = tmp_path_factory.mktemp("img")
-    for i in range(4):
-        imaging.save_image(src / f"{i}.png", natural_like(90, 96, seed=10 + i))
-    cfg = records.RecordsConfig(input_dir=str(src), out_dir=str(tmp_path_factory.mktemp("rec")),
-                                num_shards=2, stride=10, val_fraction=0.25, progress=False,
-                                workers=1)
-    records.build_records(cfg)
-    return cfg.record_dir
+    return tiny_records(tmp_path_factory.mktemp("data"), 4, (90, 96), seed=10, num_shards=2,
+                        stride=10, val_fraction=0.25)
 
 
 def _config(record_dir, run_dir, **kw):
@@ -125,7 +116,7 @@ def test_sigkill_after_a_checkpoint_then_rerun_resumes(record_dir, tmp_path):
                                   "--val_every=1000", "--log_every=5"),
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert f"resumed from" in r.stderr and f"at step {done}" in r.stderr
+    assert "resumed from" in r.stderr and f"at step {done}" in r.stderr
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == target
     steps = [e["step"] for e in _losses(run)]

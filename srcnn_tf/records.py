@@ -148,12 +148,16 @@ def _file_sources(folder: str, names: Sequence[str] | None = None) -> list[Sourc
     return out
 
 
-def _tfds_sources(name: str, split: str) -> list[Source]:
+def _tfds_sources(name: str, split: str, image_key: str) -> list[Source]:
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(name)
     builder.download_and_prepare()
-    n = builder.info.splits[split].num_examples
+    try:
+        n = builder.info.splits[split].num_examples
+    except KeyError:  # no split metadata: count the (undecoded) examples
+        skip = {image_key: tfds.decode.SkipDecoding()}
+        n = sum(1 for _ in tfds.load(name, split=split, decoders=skip))
     return [Source(id=f"{name}/{split}/{i}", tfds_index=i) for i in range(n)]
 
 
@@ -343,7 +347,7 @@ def _dedupe(sources: list[Source]) -> tuple[list[Source], list[dict[str, Any]]]:
 def collect_sources(config: RecordsConfig) -> tuple[list[Source], list[Source], list[dict]]:
     """(train sources, val sources, duplicate entries) for the config's input."""
     if config.tfds_name:
-        sources = _tfds_sources(config.tfds_name, config.tfds_split)
+        sources = _tfds_sources(config.tfds_name, config.tfds_split, config.tfds_image_key)
     elif config.input_dir:
         sources = _file_sources(config.input_dir)
     else:

@@ -229,3 +229,21 @@ def test_t91_patch_count_matches_paper_order(shared_data, tmp_path):
     manifest = records.build_records(cfg)
     assert 20_000 <= manifest["train"]["patches"] <= 25_000
     assert manifest["duplicates"] == 1  # t36.bmp == t65.bmp
+
+
+def test_tfds_source(tmp_path):
+    """Any TFDS image dataset (here DIV2K's builder with mocked data: no download)."""
+    import tensorflow_datasets as tfds
+
+    cfg = records.RecordsConfig(tfds_name="div2k/bicubic_x2", tfds_image_key="hr", scale=2,
+                                out_dir=str(tmp_path), patch_size=9, label_size=5, stride=4,
+                                val_fraction=0.25, num_shards=2, progress=False, workers=1)
+    with tfds.testing.mock_data(num_examples=8, policy=tfds.testing.MockPolicy.USE_CODE):
+        manifest = records.build_records(cfg)
+        again = records.build_records(cfg)
+    ids = [e["id"] for e in manifest["sources"]]
+    assert ids[0].startswith("div2k/bicubic_x2/train/") and len(ids) == 8
+    assert manifest["val"]["images"] + manifest["train"]["images"] + manifest["skipped"] == 8
+    assert manifest["train"]["patches"] > 0 and again.get("up_to_date")
+    sample = next(records.read_patches(cfg.record_dir))
+    assert sample["input"].shape == (9, 9, 1) and sample["source"] in ids

@@ -16,6 +16,8 @@ _OUT_DIR = flags.DEFINE_string("out_dir", "saved_models",
                                "Export root; writes <out_dir>/srcnn_x<scale>/<version>/.")
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: next integer).",
                                 lower_bound=1)
+_NAME = flags.DEFINE_string("name", None, "Model name (folder under --out_dir); default "
+                            "srcnn_x<scale>, the one make upscale looks for.")
 _MAX_PIXELS = flags.DEFINE_integer("max_pixels", 16_000_000,
                                    "Largest batch * output pixels a request may ask for.",
                                    lower_bound=1)
@@ -29,7 +31,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
         path = export.export_run(_RUN_DIR.value, _OUT_DIR.value, _VERSION.value,
-                                 _MAX_PIXELS.value)
+                                 _MAX_PIXELS.value, _NAME.value)
     except (FileNotFoundError, FileExistsError) as e:
         raise app.UsageError(str(e)) from None
     logging.info("exported %s", path)

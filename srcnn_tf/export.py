@@ -112,9 +112,10 @@ def _next_version(root: str) -> int:
 
 def export_saved_model(model: tf.keras.Model, config: ModelConfig, scale: int, out_root: str,
                        metadata: dict[str, Any] | None = None, version: int | None = None,
-                       max_pixels: int = 16_000_000) -> str:
-    """Writes `out_root/srcnn_x{scale}/{version}/` (next integer by default); returns the path."""
-    base = os.path.join(out_root, f"srcnn_x{scale}")
+                       max_pixels: int = 16_000_000, name: str | None = None) -> str:
+    """Writes `out_root/<name>/{version}/` (name srcnn_x{scale} and the next integer version by
+    default); returns the path."""
+    base = os.path.join(out_root, name or f"srcnn_x{scale}")
     version = version or _next_version(base)
     path = os.path.join(base, str(version))
     if os.path.exists(path):
@@ -138,7 +139,7 @@ def export_saved_model(model: tf.keras.Model, config: ModelConfig, scale: int, o
 
 
 def export_run(run_dir: str, out_root: str, version: int | None = None,
-               max_pixels: int = 16_000_000) -> str:
+               max_pixels: int = 16_000_000, name: str | None = None) -> str:
     """Exports the best checkpoint of a training run, with its provenance in metadata.json."""
     from srcnn_tf.train import load_model
 
@@ -155,7 +156,23 @@ def export_run(run_dir: str, out_root: str, version: int | None = None,
     meta["training_data"] = {"records": cfg["train"]["record_dir"],
                              "patches": cfg.get("records_patches"),
                              "fingerprint": cfg.get("records_fingerprint")}
-    return export_saved_model(model, config, scale, out_root, meta, version, max_pixels)
+    path = export_saved_model(model, config, scale, out_root, meta, version, max_pixels, name)
+    write_training_curve(run_dir, os.path.join(path, "training_curve.csv"))
+    return path
+
+
+def write_training_curve(run_dir: str, csv_path: str) -> None:
+    """step, minutes, loss, val_psnr of each validation event of the run (metrics.jsonl)."""
+    events = []
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if os.path.exists(path):
+        with open(path) as f:
+            events = [json.loads(line) for line in f if line.strip()]
+    with open(csv_path, "w") as f:
+        f.write("step,minutes,loss,val_psnr\n")
+        for e in events:
+            if "val_psnr" in e:
+                f.write(f"{e['step']},{e['minutes']:.3f},{e['loss']:.6g},{e['val_psnr']:.4f}\n")
 
 
 def latest_export(root: str, scale: int) -> str:

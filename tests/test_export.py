@@ -49,6 +49,9 @@ def test_layout_versions_and_metadata(trained):
     assert meta["scale"] == 3 and meta["preset"] == "9-5-5" and meta["border"] == 8
     assert meta["source_run"] == os.path.abspath(trained["run"]) and "val_psnr" in meta
     assert meta["training_data"]["patches"] > 0
+    curve = open(os.path.join(trained["path"], "training_curve.csv")).read().splitlines()
+    assert curve[0] == "step,minutes,loss,val_psnr" and [c.split(",")[0] for c in curve[1:]] == \
+        ["15", "30"]
     second = export.export_run(trained["run"], trained["root"])
     assert second.endswith(os.path.join("srcnn_x3", "2"))
     assert export.latest_export(trained["root"], 3) == second

@@ -15,6 +15,9 @@ from srcnn_tf import evaluate, plots
 _RUN_DIR = flags.DEFINE_string("run_dir", None, "Training run directory.", required=True)
 _OUT_DIR = flags.DEFINE_string("out_dir", "figures", "Where the PNGs go.")
 _IMAGES = flags.DEFINE_list("images", [], "HR images for the comparison crops.")
+_TEST_DIR = flags.DEFINE_string(
+    "test_dir", None, "HR images (e.g. Set5): score every kept checkpoint on them and plot PSNR "
+    "against training minutes (reporting only, never selection).")
 _CROP = flags.DEFINE_integer("crop", 96, "Crop size of the comparison panels.", lower_bound=16)
 
 flags.register_validator("run_dir", lambda p: p is None or os.path.isfile(
@@ -37,6 +40,24 @@ def main(argv: list[str]) -> None:
         written.append(plots.plot_comparison(
             predictor, _IMAGES.value, info["scale"],
             os.path.join(_OUT_DIR.value, f"{name}_comparison.png"), _CROP.value))
+    if _TEST_DIR.value:
+        predictor, _, info = evaluate.load_predictor(_RUN_DIR.value)
+        scale = info["scale"]
+        curve = evaluate.checkpoint_curve(_RUN_DIR.value, _TEST_DIR.value, scale)
+        set_name = os.path.basename(os.path.normpath(_TEST_DIR.value))
+        csv_path = os.path.join(_OUT_DIR.value, f"{name}_time_to_quality.csv")
+        with open(csv_path, "w") as f:
+            f.write("step,minutes,psnr,ssim\n")
+            f.writelines(f"{c['step']},{c['minutes']:.2f},{c['psnr']:.4f},{c['ssim']:.4f}\n"
+                         for c in curve)
+        bicubic = evaluate.evaluate_folder(evaluate.bicubic_predictor, _TEST_DIR.value, scale,
+                                           "bicubic").psnr
+        refs = {"bicubic": bicubic}
+        refs.update({f"paper {m}": p for (s, sc, m), (p, _) in evaluate.PAPER.items()
+                     if s == set_name and sc == scale and m != "bicubic"})
+        written += [csv_path, plots.plot_time_to_quality(
+            curve, os.path.join(_OUT_DIR.value, f"{name}_time_to_quality.png"), set_name, scale,
+            refs)]
     logging.info("wrote %s", json.dumps(written))
 
 

@@ -138,3 +138,22 @@ def plot_ablation(results_json: str, out_path: str) -> str:
     fig.savefig(out_path, dpi=110)
     plt.close(fig)
     return out_path
+
+
+def plot_time_to_quality(curve: Sequence[dict], out_path: str, set_name: str, scale: int,
+                         references: dict[str, float] | None = None) -> str:
+    """Test-set PSNR of each kept checkpoint against training wall-clock minutes, with
+    reference levels (e.g. bicubic, the paper) as dashed lines."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([c["minutes"] for c in curve], [c["psnr"] for c in curve], marker=".",
+            label="SRCNN (this run)")
+    for i, (label, value) in enumerate((references or {}).items()):
+        ax.axhline(value, ls="--", color=f"C{i + 1}", label=f"{label} {value:.2f} dB")
+    ax.set_xlabel("training wall-clock minutes")
+    ax.set_ylabel(f"{set_name} x{scale} PSNR (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path

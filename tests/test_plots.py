@@ -23,6 +23,7 @@ def tiny(tmp_path_factory):
     train_lib.train(train_lib.TrainConfig(record_dir=record_dir, run_dir=str(run),
                                           model=ModelConfig(preset="9-1-5", n1=16, n2=8),
                                           batch_size=8, max_steps=12, val_every=4, log_every=2,
+                                          checkpoint_every=4,
                                           progress=False))
     return {"run": str(run), "records": record_dir, "src": root / "img"}
 
@@ -36,12 +37,16 @@ def test_scalars_come_from_tensorboard_logs(tiny):
 def test_figures_pipeline(tiny, tmp_path):
     images = ",".join(str(tiny["src"] / f"{i}.png") for i in range(2))
     r = subprocess.run([sys.executable, "-m", "pipelines.figures", f"--run_dir={tiny['run']}",
-                        f"--out_dir={tmp_path}", f"--images={images}", "--crop=32"], cwd=ROOT,
+                        f"--out_dir={tmp_path}", f"--images={images}", "--crop=32",
+                        f"--test_dir={tiny['src']}"], cwd=ROOT,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert len(pngs) == 3 and all(n.endswith(("_training.png", "_filters.png", "_comparison.png"))
-                                  for n in pngs)
+    assert len(pngs) == 4 and all(n.endswith(("_training.png", "_filters.png", "_comparison.png",
+                                              "_time_to_quality.png")) for n in pngs)
+    curve = (tmp_path / f"{tiny['run'].rstrip('/').split('/')[-1]}_time_to_quality.csv")
+    rows = curve.read_text().splitlines()
+    assert rows[0] == "step,minutes,psnr,ssim" and len(rows) == 1 + 3  # 3 checkpoints kept
     for p in tmp_path.glob("*.png"):
         assert imaging.load_image(p).shape[0] > 200
 

@@ -36,8 +36,7 @@ RECORDS_DIR := tfrecords/x$(SCALE)
 .PHONY: install records train export tflite upscale evaluate figures ablation test bench bench-records bench-train bench-infer clean help
 
 help:
-	@sed -n 's/^## //p' README.md | head -40 || true
-	@echo "targets: install records test bench bench-records clean"
+	@sed -n 's/^## //p' $(firstword $(MAKEFILE_LIST))
 
 # tensorflow-serving-api (the gRPC client's protos) goes in with --no-deps: its metadata pins
 # the full tensorflow package, which would replace the CPU/GPU build chosen by the extra.

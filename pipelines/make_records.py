@@ -5,6 +5,7 @@ python -m pipelines.make_records --scale=3 --input_dir=../shared/data/T91 --out_
 
 from __future__ import annotations
 
+import os
 import time
 
 from absl import app, flags, logging
@@ -59,8 +60,6 @@ def _check_source(f: dict) -> bool:
 
 
 def _is_dir_or_none(path: str | None) -> bool:
-    import os
-
     return path is None or os.path.isdir(path)
 
 

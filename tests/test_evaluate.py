@@ -87,3 +87,21 @@ def test_markdown_table_layout():
     assert table[0] == "| set | method | x2 | x3 |"
     assert "| Set5 | a | 32.00 / 0.9000 | 33.00 / 0.9000 |" in table
     assert any(line.startswith("| Set5 | paper: bicubic | 33.66") for line in table)
+
+
+SHIPPED = {  # model folder: (scale, Set5 PSNR measured at export; the README rounds them)
+    "srcnn_x2": (2, 36.1386), "srcnn_x3": (3, 32.3264), "srcnn_x4": (4, 30.0074),
+    "srcnn_915_x3": (3, 32.1262),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_models_reproduce_the_readme_table(shared_data, name):
+    path = ROOT / "saved_models" / name
+    if not path.is_dir():
+        pytest.skip(f"{path} not shipped in this checkout")
+    scale, expected = SHIPPED[name]
+    predictor, _, info = evaluate.load_predictor(str(path))
+    assert info["scale"] == scale
+    result = evaluate.evaluate_folder(predictor, str(shared_data / "Set5"), scale, name)
+    assert abs(result.psnr - expected) <= 0.01

@@ -6,7 +6,6 @@ Raw Examples are batched before parsing (`parse_example` on a batch is ~5x faste
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from typing import Any
 
@@ -93,11 +92,7 @@ def verify_shards(record_dir: str, manifest: dict[str, Any]) -> None:
         path = os.path.join(record_dir, shard["file"])
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path}: shard listed in the manifest is missing")
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                h.update(chunk)
-        if h.hexdigest() != shard["sha256"]:
+        if records.file_sha256(path) != shard["sha256"]:
             raise ValueError(f"{path}: corrupt shard (sha256 differs from the manifest): "
                              f"rebuild with make records ARGS=--overwrite")
 

@@ -37,12 +37,6 @@ class ModelConfig:
     def output_size(self, input_size: int) -> int:
         return input_size - 2 * self.border if self.padding == "valid" else input_size
 
-    def flops_per_pixel(self) -> int:
-        """Multiply-adds x 2 of the forward pass per output pixel (ignoring 'valid' margins)."""
-        f1, f2, f3 = self.filters
-        c = self.channels
-        return 2 * (f1 * f1 * c * self.n1 + f2 * f2 * self.n1 * self.n2 + f3 * f3 * self.n2 * c)
-
     def validate(self) -> None:
         parse_preset(self.preset)
         if self.padding not in ("valid", "same"):

@@ -307,7 +307,8 @@ def _process_shard(task: ShardTask, config: RecordsConfig) -> dict[str, Any]:
             "sha256": writer.sha256()}
 
 
-def _file_sha256(path: str) -> str:
+def file_sha256(path: str) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -407,7 +408,7 @@ def _up_to_date(record_dir: str, fingerprint: str) -> bool:
         files.append(manifest["val"]["file"])
         hashes.append(manifest["val"]["sha256"])
     return all(
-        os.path.exists(os.path.join(record_dir, f)) and _file_sha256(os.path.join(record_dir, f)) == h
+        os.path.exists(os.path.join(record_dir, f)) and file_sha256(os.path.join(record_dir, f)) == h
         for f, h in zip(files, hashes)
     )
 

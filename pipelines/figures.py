@@ -35,14 +35,14 @@ def main(argv: list[str]) -> None:
         plots.plot_training(_RUN_DIR.value, os.path.join(_OUT_DIR.value, f"{name}_training.png")),
         plots.plot_filters(_RUN_DIR.value, os.path.join(_OUT_DIR.value, f"{name}_filters.png")),
     ]
-    if _IMAGES.value:
-        predictor, _, info = evaluate.load_predictor(_RUN_DIR.value)
-        written.append(plots.plot_comparison(
-            predictor, _IMAGES.value, info["scale"],
-            os.path.join(_OUT_DIR.value, f"{name}_comparison.png"), _CROP.value))
-    if _TEST_DIR.value:
+    if _IMAGES.value or _TEST_DIR.value:
         predictor, _, info = evaluate.load_predictor(_RUN_DIR.value)
         scale = info["scale"]
+    if _IMAGES.value:
+        written.append(plots.plot_comparison(
+            predictor, _IMAGES.value, scale,
+            os.path.join(_OUT_DIR.value, f"{name}_comparison.png"), _CROP.value))
+    if _TEST_DIR.value:
         curve = evaluate.checkpoint_curve(_RUN_DIR.value, _TEST_DIR.value, scale)
         set_name = os.path.basename(os.path.normpath(_TEST_DIR.value))
         csv_path = os.path.join(_OUT_DIR.value, f"{name}_time_to_quality.csv")

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from srcnn_tf import records
+from srcnn_tf import imaging, records
 from srcnn_tf.model import ModelConfig
 
 INPUT, LABEL = "input", "label"
@@ -163,7 +163,5 @@ class TrainData:
 
 def val_images(record_dir: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """Held-out whole images: (id, bicubic input float32 HxWxC, HR uint8 HxWxC)."""
-    from srcnn_tf import imaging
-
     return [(v["source"], v["input"], imaging.to_uint8(v["label"]))
             for v in records.read_patches(record_dir, split="val")]

@@ -162,12 +162,12 @@ def checkpoint_curve(run_dir: str, folder: str, scale: int) -> list[dict]:
     state = tf.train.get_checkpoint_state(os.path.join(run_dir, "checkpoints"))
     out = []
     for path in state.all_model_checkpoint_paths:
-        minutes = tf.Variable(0.0, dtype=tf.float64)
+        elapsed = tf.Variable(0.0, dtype=tf.float64)
         step = tf.Variable(0, dtype=tf.int64)
-        tf.train.Checkpoint(model=model, elapsed_seconds=minutes, step=step).restore(
+        tf.train.Checkpoint(model=model, elapsed_seconds=elapsed, step=step).restore(
             path).expect_partial()
         r = evaluate_folder(predictor, folder, scale, "srcnn")
-        out.append({"step": int(step.numpy()), "minutes": float(minutes.numpy()) / 60,
+        out.append({"step": int(step.numpy()), "minutes": float(elapsed.numpy()) / 60,
                     "psnr": r.psnr, "ssim": r.ssim})
     return out
 
@@ -191,7 +191,9 @@ def load_predictor(spec: str, num_threads: int | None = None) -> tuple[Predictor
         return keras_predictor(model, cfg), name, {"scale": scale}
     path = spec
     if not os.path.isfile(os.path.join(path, "saved_model.pb")) and os.path.isdir(path):
-        versions = [int(d) for d in os.listdir(path) if d.isdigit()]
+        from srcnn_tf.export import model_versions
+
+        versions = model_versions(path)
         if versions:
             path = os.path.join(path, str(max(versions)))
     if os.path.isfile(os.path.join(path, "saved_model.pb")):

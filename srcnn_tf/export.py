@@ -105,9 +105,13 @@ class SRModule(tf.Module):
         return {"image_bytes": tf.reshape(png, [1])}
 
 
+def model_versions(base: str) -> list[int]:
+    """The numeric version folders of a TF Serving model folder (empty when there is none)."""
+    return [int(d) for d in os.listdir(base) if d.isdigit()] if os.path.isdir(base) else []
+
+
 def _next_version(root: str) -> int:
-    versions = [int(d) for d in os.listdir(root) if d.isdigit()] if os.path.isdir(root) else []
-    return max(versions, default=0) + 1
+    return max(model_versions(root), default=0) + 1
 
 
 def export_saved_model(model: tf.keras.Model, config: ModelConfig, scale: int, out_root: str,
@@ -178,7 +182,7 @@ def write_training_curve(run_dir: str, csv_path: str) -> None:
 def latest_export(root: str, scale: int) -> str:
     """The newest version folder of `root/srcnn_x{scale}`; a clear error when none exists."""
     base = os.path.join(root, f"srcnn_x{scale}")
-    versions = [int(d) for d in os.listdir(base) if d.isdigit()] if os.path.isdir(base) else []
+    versions = model_versions(base)
     if not versions:
         raise FileNotFoundError(f"no exported x{scale} model under {base}: run "
                                 f"`make export SCALE={scale}` (after `make train`)")

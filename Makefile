@@ -27,6 +27,7 @@ EVAL_OUT ?= eval
 IMAGES  ?= $(subst $(space),$(comma),$(wildcard ../shared/data/Set5/butterfly_GT.bmp ../shared/data/Set5/bird_GT.bmp))
 MINUTES ?= 20
 EXTRA_DATA ?=
+INIT    ?=
 comma := ,
 space := $(empty) $(empty)
 
@@ -55,19 +56,30 @@ records: $(VENV)/.installed
 	$(PY) -m pipelines.make_records --scale=$(SCALE) --out_dir=$(RECORDS_OUT) \
 		--workers=$(WORKERS) $(if $(DATA),--input_dir=$(DATA)) $(if $(TFDS),--tfds_name=$(TFDS)) $(ARGS)
 
-## make train SCALE=3 [MODEL=9-5-5 EPOCHS=120 DATA=dir RUN=runs/x3 GPU=1 TRAIN_ARGS=..]
-train: records
+## make train SCALE=3 [MODEL=9-5-5 EPOCHS=120 DATA=a,b RUN=runs/x3 INIT=saved_models/srcnn_x3/1 GPU=1 TRAIN_ARGS=..]
+# Records are (re)built only when DATA/TFDS is given or none exist: records a user built are
+# never replaced by the default photographs.
+train: $(VENV)/.installed
+	$(if $(or $(DATA),$(TFDS)),$(MAKE) --no-print-directory records,$(if \
+		$(wildcard $(RECORDS_OUT)/x$(SCALE)/manifest.json),@echo "training on the existing \
+		records in $(RECORDS_OUT)/x$(SCALE) (DATA=... rebuilds them)",$(MAKE) --no-print-directory records))
 	$(PY) -m pipelines.train --records=$(RECORDS_OUT)/x$(SCALE) --run_dir=$(RUN) --scale=$(SCALE) \
-		--model=$(MODEL) --epochs=$(EPOCHS) $(TRAIN_ARGS)
+		--model=$(MODEL) --epochs=$(EPOCHS) $(if $(INIT),--init_from=$(INIT)) $(TRAIN_ARGS)
 
 ## make export SCALE=3 [RUN=runs/x3 OUT=saved_models]   SavedModel for TF Serving
+##   make export FROM=saved_models/srcnn_x3/1   the same weights again as a new version
+FROM    ?=
 export: $(VENV)/.installed
-	$(PY) -m pipelines.export --run_dir=$(RUN) --out_dir=$(MODELS) $(ARGS)
+	$(PY) -m pipelines.export $(if $(FROM),--from_saved_model=$(FROM),--run_dir=$(RUN)) \
+		--out_dir=$(MODELS) $(ARGS)
 
-## make tflite SCALE=3 [EVAL=dir]   fp32/fp16/int8 TFLite + report.md beside the newest SavedModel
+## make tflite SCALE=3 [EVAL=dir RUN=runs/x3 RECORDS=dir]   TFLite variants + report.md beside the newest SavedModel
+# int8 calibrates on RECORDS, else on the records of RUN, else on tfrecords/x$(SCALE).
+RECORDS ?=
 tflite: $(VENV)/.installed
 	$(PY) -m pipelines.tflite --scale=$(SCALE) --models_dir=$(MODELS) \
-		$(if $(wildcard $(RECORDS_DIR)/manifest.json),--records=$(RECORDS_DIR),--variant=fp32 --variant=fp16 --variant=dynamic_int8) \
+		$(if $(RECORDS),--records=$(RECORDS),$(if $(wildcard $(RUN)/config.json),--run_dir=$(RUN),$(if \
+		$(wildcard $(RECORDS_DIR)/manifest.json),--records=$(RECORDS_DIR)))) \
 		$(if $(EVAL),--eval_dir=$(EVAL)) $(ARGS)
 
 ## make upscale IMAGE=in.png SCALE=3 [OUT=out.png MODEL=saved_models/srcnn_x3/1]

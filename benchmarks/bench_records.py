@@ -47,7 +47,7 @@ def main() -> None:
     def ours(workers: int):
         def run():
             m = records.build_records(records.RecordsConfig(
-                input_dir=args.data, out_dir=f"{tmp}/w{workers}", workers=workers,
+                input_dirs=(args.data,), out_dir=f"{tmp}/w{workers}", workers=workers,
                 overwrite=True, progress=False))
             counts[f"workers{workers}"] = m["train"]["patches"]
         return run

@@ -158,7 +158,7 @@ def main() -> None:
 
         t91 = SHARED_DATA / "T91"
         src = str(t91) if t91.is_dir() else None
-        cfg = records.RecordsConfig(input_dir=src, out_dir=tempfile.mkdtemp(), progress=False)
+        cfg = records.RecordsConfig(input_dirs=(src,), out_dir=tempfile.mkdtemp(), progress=False)
         records.build_records(cfg)
         record_dir = cfg.record_dir
 

@@ -10,7 +10,8 @@ import os
 
 from absl import app, flags, logging
 
-from srcnn_tf import evaluate
+from pipelines.common import fail
+from srcnn_tf import evaluate, imaging
 
 _MODEL = flags.DEFINE_string("model", "bicubic",
                              "Run dir, SavedModel dir, .tflite file, or 'bicubic'.")
@@ -21,6 +22,17 @@ _JSON = flags.DEFINE_string("json", None, "JSON summary path (default <out_dir>/
 _PAPER = flags.DEFINE_bool("paper", False, "Put the papers' published numbers beside ours.")
 _SAVE = flags.DEFINE_string("save_images", None, "Write colour SR images to this folder.")
 _THREADS = flags.DEFINE_integer("num_threads", None, "LiteRT threads (default: all cores).")
+_MAX_PIXELS = flags.DEFINE_integer("max_pixels", imaging.MAX_PIXELS,
+                                   "Test images that declare more pixels are skipped (named).",
+                                   lower_bound=1)
+
+
+@flags.validator("scales", message="--scales: integers >= 2, comma-separated (e.g. 2,3,4)")
+def _check_scales(values: list[str]) -> bool:
+    try:
+        return bool(values) and all(int(v) >= 2 for v in values)
+    except ValueError:
+        return False
 
 
 @flags.validator("scales", message="--scales must be integers >= 2")
@@ -33,13 +45,22 @@ def _check_sets(values: list[str] | None) -> bool:
     return values is None or all(os.path.isdir(v) for v in values)
 
 
+def _evaluate(predictor, folder: str, scale: int, name: str,
+              save: str | None = None) -> evaluate.Result:
+    try:
+        return evaluate.evaluate_folder(predictor, folder, scale, name, save_dir=save,
+                                        max_pixels=_MAX_PIXELS.value)
+    except ValueError as e:
+        fail(e)
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
         predictor, name, info = evaluate.load_predictor(_MODEL.value, _THREADS.value)
     except FileNotFoundError as e:
-        raise app.UsageError(str(e)) from None
+        fail(e)
     scales = [int(s) for s in _SCALES.value]
     if info.get("scale") and any(s != info["scale"] for s in scales):
         logging.warning("%s was trained for x%d; also evaluating it at %s", name, info["scale"],
@@ -47,13 +68,11 @@ def main(argv: list[str]) -> None:
     results = []
     for folder in _SETS.value:
         for scale in scales:
-            results.append(evaluate.evaluate_folder(evaluate.bicubic_predictor, folder, scale,
-                                                    "bicubic"))
+            results.append(_evaluate(evaluate.bicubic_predictor, folder, scale, "bicubic"))
             if name != "bicubic":
                 save = os.path.join(_SAVE.value, name.split(" (")[0].replace(" ", "_")) \
                     if _SAVE.value else None
-                results.append(evaluate.evaluate_folder(predictor, folder, scale, name,
-                                                        save_dir=save))
+                results.append(_evaluate(predictor, folder, scale, name, save))
             logging.info("%s x%d done", folder, scale)
     os.makedirs(_OUT_DIR.value, exist_ok=True)
     table = evaluate.write_outputs(

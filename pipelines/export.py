@@ -9,9 +9,14 @@ import os
 
 from absl import app, flags, logging
 
+from pipelines.common import fail
 from srcnn_tf import export
 
-_RUN_DIR = flags.DEFINE_string("run_dir", None, "Training run directory.", required=True)
+_RUN_DIR = flags.DEFINE_string("run_dir", None, "Training run directory.")
+_FROM = flags.DEFINE_string("from_saved_model", None,
+                            "Instead of --run_dir: an exported version folder to write again as "
+                            "a new version with the same weights (e.g. an export made before "
+                            "the TF Serving loader fix).")
 _OUT_DIR = flags.DEFINE_string("out_dir", "saved_models",
                                "Export root; writes <out_dir>/srcnn_x<scale>/<version>/.")
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: next integer).",
@@ -24,16 +29,28 @@ _MAX_PIXELS = flags.DEFINE_integer("max_pixels", 16_000_000,
 
 flags.register_validator("run_dir", lambda p: p is None or os.path.isdir(p),
                          message="--run_dir is not a directory (train first: make train)")
+flags.register_validator(
+    "from_saved_model", lambda p: p is None or os.path.exists(os.path.join(p, "metadata.json")),
+    message="--from_saved_model must be an exported version folder (with metadata.json)")
+
+
+@flags.multi_flags_validator(["run_dir", "from_saved_model"],
+                             message="give --run_dir or --from_saved_model (exactly one)")
+def _check_source(f: dict) -> bool:
+    return (f["run_dir"] is None) != (f["from_saved_model"] is None)
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
-        path = export.export_run(_RUN_DIR.value, _OUT_DIR.value, _VERSION.value,
-                                 _MAX_PIXELS.value, _NAME.value)
-    except (FileNotFoundError, FileExistsError) as e:
-        raise app.UsageError(str(e)) from None
+        if _FROM.value:
+            path = export.reexport(_FROM.value, _OUT_DIR.value, _VERSION.value, _NAME.value)
+        else:
+            path = export.export_run(_RUN_DIR.value, _OUT_DIR.value, _VERSION.value,
+                                     _MAX_PIXELS.value, _NAME.value)
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        fail(e)
     logging.info("exported %s", path)
 
 

@@ -10,14 +10,15 @@ import time
 
 from absl import app, flags, logging
 
+from pipelines.common import fail
 from srcnn_tf import records
 
 _D = records.RecordsConfig()  # the paper's values, one source of truth for the defaults
 
 _SCALE = flags.DEFINE_integer("scale", _D.scale, "Upscaling factor.", lower_bound=2)
-_INPUT_DIR = flags.DEFINE_string(
-    "input_dir", None, "Folder of training images (recursive: png, jpg, bmp, tif, webp). "
-    "Neither this nor --tfds_name: scikit-image's bundled photographs.")
+_INPUT_DIR = flags.DEFINE_list(
+    "input_dir", None, "Folder(s) of training images, comma-separated (recursive: png, jpg, "
+    "bmp, tif, webp). Neither this nor --tfds_name: scikit-image's bundled photographs.")
 _TFDS_NAME = flags.DEFINE_string("tfds_name", None, "TFDS image dataset, e.g. div2k/bicubic_x2.")
 _TFDS_SPLIT = flags.DEFINE_string("tfds_split", _D.tfds_split, "TFDS split.")
 _TFDS_IMAGE_KEY = flags.DEFINE_string("tfds_image_key", _D.tfds_image_key,
@@ -40,6 +41,10 @@ _VAL_FRACTION = flags.DEFINE_float("val_fraction", _D.val_fraction,
 _VAL_DIR = flags.DEFINE_string("val_dir", None, "Validation images (instead of a held-out part).")
 _NUM_SHARDS = flags.DEFINE_integer("num_shards", _D.num_shards, "Training shards.", lower_bound=1)
 _COMPRESSION = flags.DEFINE_enum("compression", "none", ["none", "gzip"], "Shard compression.")
+_MAX_PIXELS = flags.DEFINE_integer(
+    "max_pixels", records.RecordsConfig.max_pixels, "Images that declare more pixels (width x "
+    "height) are skipped and counted (an error with --strict); nothing is decoded first.",
+    lower_bound=1)
 _WORKERS = flags.DEFINE_integer("workers", 0, "Processes (0: all cores).", lower_bound=0)
 _STRICT = flags.DEFINE_bool("strict", False, "Bad input images are errors, not warnings.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Rebuild even when up to date.")
@@ -63,19 +68,31 @@ def _is_dir_or_none(path: str | None) -> bool:
     return path is None or os.path.isdir(path)
 
 
-flags.register_validator("input_dir", _is_dir_or_none, message="--input_dir is not a directory")
+@flags.validator("input_dir", message="--input_dir: every folder must exist, each given once")
+def _check_input_dirs(value: list[str] | None) -> bool:
+    if not value:
+        return True
+    missing = [v for v in value if not os.path.isdir(v)]
+    if missing:
+        raise flags.ValidationError(f"--input_dir: not a directory: {', '.join(missing)}")
+    if len({os.path.realpath(v) for v in value}) != len(value):
+        raise flags.ValidationError(f"--input_dir: a folder is given twice: {','.join(value)}")
+    return True
+
+
 flags.register_validator("val_dir", _is_dir_or_none, message="--val_dir is not a directory")
 
 
 def config_from_flags() -> records.RecordsConfig:
     return records.RecordsConfig(
-        scale=_SCALE.value, out_dir=_OUT_DIR.value, input_dir=_INPUT_DIR.value,
+        scale=_SCALE.value, out_dir=_OUT_DIR.value, input_dirs=tuple(_INPUT_DIR.value or ()),
         tfds_name=_TFDS_NAME.value, tfds_split=_TFDS_SPLIT.value,
         tfds_image_key=_TFDS_IMAGE_KEY.value, channels=int(_CHANNELS.value),
         patch_size=_PATCH_SIZE.value, label_size=_LABEL_SIZE.value, stride=_STRIDE.value,
         blur_sigma=_BLUR.value, augment=_AUGMENT.value, val_fraction=_VAL_FRACTION.value,
         val_dir=_VAL_DIR.value, num_shards=_NUM_SHARDS.value,
-        compression="" if _COMPRESSION.value == "none" else "GZIP", workers=_WORKERS.value,
+        compression="" if _COMPRESSION.value == "none" else "GZIP",
+        max_pixels=_MAX_PIXELS.value, workers=_WORKERS.value,
         strict=_STRICT.value, overwrite=_OVERWRITE.value, progress=_PROGRESS.value,
     )
 
@@ -88,7 +105,7 @@ def main(argv: list[str]) -> None:
     try:
         manifest = records.build_records(config)
     except (ValueError, FileNotFoundError) as e:
-        raise app.UsageError(str(e)) from None
+        fail(e)
     seconds = time.perf_counter() - start
     state = "up to date, nothing written" if manifest.get("up_to_date") else "written"
     logging.info("%s: %s [%s, %.1f s]", config.record_dir, records.summary(manifest), state,

@@ -11,6 +11,7 @@ import os
 import numpy as np
 from absl import app, flags, logging
 
+from pipelines.common import fail
 from srcnn_tf import imaging, serving
 
 _IMAGE = flags.DEFINE_string("image", None, "Input image file.", required=True)
@@ -29,10 +30,19 @@ flags.register_validator("image", lambda p: p is None or os.path.isfile(p),
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        _run()
+    except (serving.ServingError, imaging.ImageError) as e:
+        fail(e)
+
+
+def _run() -> None:
     with open(_IMAGE.value, "rb") as f:
         data = f.read()
     encoded = _SIGNATURE.value == "upscale_encoded"
-    if not encoded:
+    if encoded:
+        data = serving.upright_encoded(data)  # the server's decoder ignores EXIF orientation
+    else:
         rgb = imaging.load_image(data, name=_IMAGE.value)
         rgb = np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else rgb
     if _PROTOCOL.value == "rest":

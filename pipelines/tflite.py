@@ -5,8 +5,12 @@ python -m pipelines.tflite --scale=3 --records=tfrecords/x3 --eval_dir=path/to/S
 
 from __future__ import annotations
 
+import json
+import os
+
 from absl import app, flags, logging
 
+from pipelines.common import fail
 from srcnn_tf import export
 
 _SCALE = flags.DEFINE_integer("scale", 3, "Scale of the model to convert.", lower_bound=2)
@@ -14,25 +18,45 @@ _MODELS = flags.DEFINE_string("models_dir", "saved_models", "Export root.")
 _MODEL_DIR = flags.DEFINE_string("model_dir", None,
                                  "A SavedModel version folder (default: newest of --scale).")
 _RECORDS = flags.DEFINE_string("records", None,
-                               "Training records for int8 calibration (tfrecords/x3).")
+                               "Training records for int8 calibration (tfrecords/x3); default: "
+                               "the records of --run_dir.")
+_RUN_DIR = flags.DEFINE_string("run_dir", None,
+                               "The training run of the model: its records calibrate int8.")
 _EVAL_DIR = flags.DEFINE_string("eval_dir", None, "HR images for the PSNR column (e.g. Set5).")
 _VARIANTS = flags.DEFINE_multi_enum("variant", list(export.TFLITE_VARIANTS),
                                     list(export.TFLITE_VARIANTS), "Variants to write.")
+
+
+def _run_records(run_dir: str | None) -> str | None:
+    """The records folder a run trained on (config.json), when it still exists here."""
+    if not run_dir:
+        return None
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        fail(f"--run_dir={run_dir}: no config.json (not a training run)")
+    with open(path) as f:
+        record_dir = json.load(f)["train"]["record_dir"]
+    if not os.path.exists(os.path.join(record_dir, "manifest.json")):
+        logging.warning("the records of %s (%s) are not here", run_dir, record_dir)
+        return None
+    return record_dir
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     variants = tuple(_VARIANTS.value)
-    if "int8" in variants and not _RECORDS.value:
-        raise app.UsageError("--records is needed to calibrate the int8 variant "
-                             "(or pass --variant=fp32 --variant=fp16 --variant=dynamic_int8)")
+    records = _RECORDS.value or _run_records(_RUN_DIR.value)
+    if "int8" in variants and not records:
+        logging.warning("int8 skipped: no calibration records (give RECORDS=tfrecords/x%d or "
+                        "RUN=<the model's run directory>, or --records / --run_dir)", _SCALE.value)
+        variants = tuple(v for v in variants if v != "int8")
     try:
         model_dir = _MODEL_DIR.value or export.latest_export(_MODELS.value, _SCALE.value)
-        result = export.export_tflite(model_dir, _RECORDS.value, _EVAL_DIR.value, _SCALE.value,
+        result = export.export_tflite(model_dir, records, _EVAL_DIR.value, _SCALE.value,
                                       variants)
     except (FileNotFoundError, ValueError) as e:
-        raise app.UsageError(str(e)) from None
+        fail(e)
     with open(f"{result['dir']}/report.md") as f:
         logging.info("wrote %s\n%s", result["dir"], f.read())
 

@@ -6,9 +6,11 @@ python -m pipelines.train --records=tfrecords/x3 --run_dir=runs/x3 --model=9-5-5
 from __future__ import annotations
 
 import json
+import os
 
 from absl import app, flags, logging
 
+from pipelines.common import fail
 from srcnn_tf import model as model_lib
 from srcnn_tf import train as train_lib
 
@@ -60,6 +62,16 @@ _MIXED = flags.DEFINE_enum("mixed_precision", "auto",
                            "bfloat16 (AVX512-BF16/AMX), float32 elsewhere.")
 _DEVICES = flags.DEFINE_list("devices", [], "Mirror over these devices (default: all GPUs).")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
+_INIT_FROM = flags.DEFINE_string(
+    "init_from", None, "Warm start (fine-tuning): a SavedModel version folder "
+    "(saved_models/srcnn_x3/1) or a run directory; ignored when --run_dir already has a "
+    "checkpoint to resume.")
+
+flags.register_validator(
+    "init_from", lambda p: p is None or os.path.exists(os.path.join(p, "saved_model.pb"))
+    or os.path.exists(os.path.join(p, "config.json")),
+    message="--init_from must be a SavedModel version folder (with saved_model.pb) or a run "
+    "directory (with config.json)")
 
 
 @flags.validator("lr_multipliers", message="--lr_multipliers needs 3 positive numbers")
@@ -98,7 +110,8 @@ def config_from_flags() -> train_lib.TrainConfig:
         seed=_SEED.value, deterministic=_DETERMINISTIC.value, val_every=_VAL_EVERY.value,
         checkpoint_every=_CKPT_EVERY.value, log_every=_LOG_EVERY.value, keep_checkpoints=_KEEP.value,
         mixed_precision="" if _MIXED.value == "none" else _MIXED.value,
-        devices=tuple(_DEVICES.value), progress=_PROGRESS.value, **recipe,
+        devices=tuple(_DEVICES.value), progress=_PROGRESS.value,
+        init_from=_INIT_FROM.value or "", **recipe,
     )
 
 
@@ -109,7 +122,7 @@ def main(argv: list[str]) -> None:
     try:
         summary = train_lib.train(config)
     except (ValueError, FileNotFoundError) as e:
-        raise app.UsageError(str(e)) from None
+        fail(e)
     logging.info("done: %s", json.dumps(summary))
 
 

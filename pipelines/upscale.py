@@ -10,6 +10,7 @@ import time
 
 from absl import app, flags, logging
 
+from pipelines.common import fail
 from srcnn_tf import export, imaging
 
 _IMAGE = flags.DEFINE_string("image", None, "Input image (gray, RGB, RGBA, 16-bit).",
@@ -22,6 +23,10 @@ _MODELS = flags.DEFINE_string("models_dir", "saved_models", "Export root searche
 _TILE = flags.DEFINE_integer("tile", 512, "Tile size on the output grid (memory bound).",
                              lower_bound=16)
 
+_MAX_PIXELS = flags.DEFINE_integer(
+    "max_pixels", imaging.MAX_PIXELS, "Refuse input images that declare more pixels (width x "
+    "height); checked before decoding. The output is built tile by tile.", lower_bound=1)
+
 flags.register_validator("image", lambda p: p is None or os.path.isfile(p),
                          message="--image: no such file")
 
@@ -33,9 +38,9 @@ def main(argv: list[str]) -> None:
     try:
         model_dir = _MODEL.value or export.latest_export(_MODELS.value, _SCALE.value)
         start = time.perf_counter()
-        h, w = export.upscale_file(_IMAGE.value, out, model_dir, _TILE.value)
+        h, w = export.upscale_file(_IMAGE.value, out, model_dir, _TILE.value, _MAX_PIXELS.value)
     except (FileNotFoundError, imaging.ImageError, ValueError) as e:
-        raise app.UsageError(str(e)) from None
+        fail(e)
     logging.info("%s -> %s (%dx%d) with %s in %.1f s", _IMAGE.value, out, w, h, model_dir,
                  time.perf_counter() - start)
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import logging
 import os
 from typing import Callable, Sequence
 
 import numpy as np
 
 from srcnn_tf import imaging, metrics
+
+log = logging.getLogger("srcnn_tf.evaluate")
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 
@@ -39,15 +42,26 @@ class Result:
     ssim: float
     images: int
     per_image: list[dict] = dataclasses.field(default_factory=list)
+    skipped: list[str] = dataclasses.field(default_factory=list)  # why each bad file was left out
 
     def row(self) -> dict:
         return {"set": self.set, "scale": self.scale, "method": self.method,
-                "psnr": self.psnr, "ssim": self.ssim, "images": self.images}
+                "psnr": self.psnr, "ssim": self.ssim, "images": self.images,
+                "skipped": self.skipped}
 
 
-def prepare(path: str, scale: int) -> tuple[np.ndarray, np.ndarray]:
-    """HR file -> (HR Y uint8 (H, W, 1) modcropped, bicubic input float32 (H, W, 1))."""
-    y = imaging.modcrop(imaging.to_y(imaging.load_image(path)), scale)
+def prepare(path: str, scale: int,
+            max_pixels: int = imaging.MAX_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+    """HR file -> (HR Y uint8 (H, W, 1) modcropped, bicubic input float32 (H, W, 1)).
+
+    Raises imaging.ImageError naming the file when it does not decode, declares more than
+    `max_pixels` pixels, or leaves nothing to measure once `scale` pixels are shaved.
+    """
+    y = imaging.modcrop(imaging.to_y(imaging.load_image(path, max_pixels=max_pixels)), scale)
+    if min(y.shape[:2]) <= 2 * scale:
+        raise imaging.ImageError(f"{path}: too small ({y.shape[1]}x{y.shape[0]} after cropping "
+                                 f"to a multiple of {scale}) to measure with {scale} pixels "
+                                 f"shaved")
     return y, imaging.degrade(y.astype(np.float64) / 255.0, scale).astype(np.float32)
 
 
@@ -56,18 +70,26 @@ def bicubic_predictor(x: np.ndarray) -> np.ndarray:
 
 
 def evaluate_folder(predictor: Predictor, folder: str, scale: int, method: str,
-                    set_name: str | None = None, save_dir: str | None = None) -> Result:
+                    set_name: str | None = None, save_dir: str | None = None,
+                    max_pixels: int = imaging.MAX_PIXELS) -> Result:
     """Mean PSNR/SSIM over the images of `folder` at `scale`.
 
-    With `save_dir`, writes each colour SR image (SR on Y, Cb/Cr bicubic) as PNG.
+    Files that cannot be measured (unreadable, over `max_pixels`, too small) are left out with
+    a warning naming each, and listed in `Result.skipped`. With `save_dir`, writes each colour
+    SR image (SR on Y, Cb/Cr bicubic) as PNG.
     """
     paths = imaging.list_images(folder)
     if not paths:
         raise ValueError(f"{folder}: no images")
     set_name = set_name or os.path.basename(os.path.normpath(folder))
-    per_image = []
+    per_image, skipped = [], []
     for path in paths:
-        hr, inp = prepare(path, scale)
+        try:
+            hr, inp = prepare(path, scale, max_pixels)
+        except imaging.ImageError as e:
+            log.warning("skipped %s", e)
+            skipped.append(str(e))
+            continue
         sr = imaging.to_uint8(np.asarray(predictor(inp)).reshape(inp.shape))
         per_image.append({
             "set": set_name, "scale": scale, "method": method,
@@ -80,8 +102,12 @@ def evaluate_folder(predictor: Predictor, folder: str, scale: int, method: str,
             name = os.path.splitext(os.path.basename(path))[0]
             imaging.save_image(os.path.join(save_dir, f"{set_name}_x{scale}_{name}.png"),
                                colour_sr(path, scale, sr))
+    if not per_image:
+        raise ValueError(f"{folder}: no image could be evaluated at x{scale}: " +
+                         "; ".join(skipped))
     return Result(set_name, scale, method, float(np.mean([r["psnr"] for r in per_image])),
-                  float(np.mean([r["ssim"] for r in per_image])), len(per_image), per_image)
+                  float(np.mean([r["ssim"] for r in per_image])), len(per_image), per_image,
+                  skipped)
 
 
 def colour_sr(path: str, scale: int, sr_y: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from srcnn_tf import imaging, tf_imaging
-from srcnn_tf.model import ModelConfig, super_resolve
+from srcnn_tf.model import ModelConfig, conv_layers, pad_for_valid
 
 TFLITE_VARIANTS = ("fp32", "fp16", "dynamic_int8", "int8")
 
@@ -54,19 +54,66 @@ def _checked(x: tf.Tensor, dtype: tf.DType, channels: int | None, name: str, max
         return tf.identity(x)
 
 
+def _header_int(data: tf.Tensor, offset: int, size: int, big_endian: bool) -> tf.Tensor:
+    """An unsigned integer of `size` bytes at `offset` of a (zero-padded) string, as int64."""
+    b = tf.cast(tf.io.decode_raw(tf.strings.substr(data, offset, size), tf.uint8), tf.int64)
+    weights = [256 ** (size - 1 - i) if big_endian else 256 ** i for i in range(size)]
+    return tf.reduce_sum(b * tf.constant(weights, tf.int64))
+
+
+def declared_size(data: tf.Tensor) -> tf.Tensor:
+    """(height, width) int64 that an encoded PNG, JPEG, GIF or BMP declares in its header, read
+    without decoding a pixel; (0, 0) for other formats (the decoder then rejects them)."""
+    padded = tf.strings.join([data, tf.constant(b"\0" * 32)])
+    magic = tf.strings.substr(padded, 0, 8)
+
+    def bmp() -> tf.Tensor:  # height is signed: negative means top-down rows
+        h = _header_int(padded, 22, 4, False)
+        return tf.stack([tf.where(h >= 2**31, 2**32 - h, h), _header_int(padded, 18, 4, False)])
+
+    return tf.case([
+        (tf.equal(magic, b"\x89PNG\r\n\x1a\n"),
+         lambda: tf.stack([_header_int(padded, 20, 4, True), _header_int(padded, 16, 4, True)])),
+        (tf.io.is_jpeg(data), lambda: tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64)),
+        (tf.equal(tf.strings.substr(padded, 0, 4), b"GIF8"),
+         lambda: tf.stack([_header_int(padded, 8, 2, False), _header_int(padded, 6, 2, False)])),
+        (tf.equal(tf.strings.substr(padded, 0, 2), b"BM"), bmp),
+    ], default=lambda: tf.zeros([2], tf.int64))
+
+
 class SRModule(tf.Module):
-    """The exported graph: SRCNN on Y with the whole colour pipeline around it."""
+    """The exported graph: SRCNN on Y with the whole colour pipeline around it.
+
+    The weights are copied into plain `tf.Variable`s and the three convolutions are written
+    with `tf.nn` ops: Keras 3 variables end up in a SavedModel in a form that TF Serving's
+    session-based loader (and `saved_model_cli run`) cannot restore, plain variables restore
+    through every loader.
+    """
 
     def __init__(self, model: tf.keras.Model, config: ModelConfig, scale: int,
                  max_pixels: int) -> None:
         super().__init__()
-        self.model = model
         self.config = config
         self.scale = scale
         self.max_pixels = max_pixels
+        self.kernels, self.biases = [], []
+        for layer in conv_layers(model):
+            kernel, bias = (np.asarray(w, np.float32) for w in layer.get_weights())
+            self.kernels.append(tf.Variable(kernel, trainable=False, name=f"{layer.name}/kernel"))
+            self.biases.append(tf.Variable(bias, trainable=False, name=f"{layer.name}/bias"))
 
     def _sr_y(self, y: tf.Tensor) -> tf.Tensor:
-        return super_resolve(self.model, self.config, y)
+        """Bicubic-upscaled Y (B, H, W, 1) float32 [0, 1] -> SR Y, same shape, clipped to
+        [0, 1]; the same numbers as model.super_resolve."""
+        b = self.config.border
+        x = pad_for_valid(y, b)
+        last = len(self.kernels) - 1
+        for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
+            x = tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, self.config.padding.upper()), bias)
+            x = x if i == last else tf.nn.relu(x)
+        if self.config.padding == "same" and b:
+            x = x[:, b:-b, b:-b, :]
+        return tf.clip_by_value(x, 0.0, 1.0)
 
     def _sr_rgb(self, rgb: tf.Tensor) -> tf.Tensor:
         """LR RGB float [0, 1] (B, H, W, 3) -> SR RGB uint8 (B, S*H, S*W, 3)."""
@@ -86,8 +133,18 @@ class SRModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([1], tf.string, name="image_bytes")])
     def upscale_encoded(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
+        """PNG/JPEG/GIF/BMP bytes -> PNG bytes. The size the header declares is checked against
+        max_pixels before decoding. TensorFlow's decoders ignore EXIF orientation: send phone
+        photos upright (the serving client does)."""
         # reshape: TF Serving feeds a scalar for {"b64": ...} and [1] for [{"b64": ...}].
         data = tf.reshape(_as_fed(image_bytes, tf.string), [-1])[0]
+        hw = declared_size(data)
+        fits = tf.debugging.assert_less_equal(
+            hw[0] * hw[1] * self.scale * self.scale, tf.constant(self.max_pixels, tf.int64),
+            message=(f"output too large: the image's declared height * width after upscaling "
+                     f"exceeds the cap of {self.max_pixels} pixels set at export"))
+        with tf.control_dependencies([fits]):
+            data = tf.identity(data)
         img = tf.io.decode_image(data, expand_animations=False)  # uint8 (H, W, C)
         img = tf.ensure_shape(img, [None, None, None])[None]
         img = _checked(img, tf.uint8, None, "decoded image", self.max_pixels, self.scale)
@@ -144,24 +201,61 @@ def export_saved_model(model: tf.keras.Model, config: ModelConfig, scale: int, o
 
 def export_run(run_dir: str, out_root: str, version: int | None = None,
                max_pixels: int = 16_000_000, name: str | None = None) -> str:
-    """Exports the best checkpoint of a training run, with its provenance in metadata.json."""
-    from srcnn_tf.train import load_model
+    """Exports the best checkpoint of a training run, with its provenance in metadata.json
+    (run folder name, records sources and fingerprint, the chain of warm starts: no machine
+    paths)."""
+    from srcnn_tf.train import describe_init, load_model
 
     model, config, scale = load_model(run_dir, "best")
-    meta: dict[str, Any] = {"source_run": os.path.abspath(run_dir)}
-    summary_path = os.path.join(run_dir, "summary.json")
-    if os.path.exists(summary_path):
-        with open(summary_path) as f:
-            s = json.load(f)
-        meta.update(val_psnr=s.get("best_val_psnr"), best_step=s.get("best_step"),
-                    training_minutes=s.get("minutes"))
+    info = describe_init(run_dir)
+    stage = info["chain"][-1]
     with open(os.path.join(run_dir, "config.json")) as f:
         cfg = json.load(f)
-    meta["training_data"] = {"records": cfg["train"]["record_dir"],
-                             "patches": cfg.get("records_patches"),
-                             "fingerprint": cfg.get("records_fingerprint")}
+    meta: dict[str, Any] = {
+        "run": os.path.basename(os.path.normpath(os.path.abspath(run_dir))),
+        "val_psnr": stage.get("val_psnr"), "best_step": stage["steps"],
+        "training_minutes": stage["minutes"],
+        "training_data": cfg.get("records") or {"patches": cfg.get("records_patches"),
+                                                "fingerprint": cfg.get("records_fingerprint")},
+        "training_chain": info["chain"],
+        "total_training_minutes": sum(s.get("minutes") or 0.0 for s in info["chain"]),
+    }
     path = export_saved_model(model, config, scale, out_root, meta, version, max_pixels, name)
     write_training_curve(run_dir, os.path.join(path, "training_curve.csv"))
+    return path
+
+
+def reexport(saved_model_dir: str, out_root: str, version: int | None = None,
+             name: str | None = None) -> str:
+    """A new version of an exported model with the same weights, metadata and training curve,
+    written by today's exporter (e.g. to serve an export made before a signature fix).
+    Returns the new version's path."""
+    from srcnn_tf.model import build_srcnn
+    from srcnn_tf.train import warm_start
+
+    source = os.path.normpath(saved_model_dir)
+    with open(os.path.join(source, "metadata.json")) as f:
+        old = json.load(f)
+    config = ModelConfig(preset=old["preset"], n1=old["n1"], n2=old["n2"],
+                         padding=old["padding"])
+    model = build_srcnn(config, dtype="float32")
+    info = warm_start(model, config, source)
+    keep = {k: v for k, v in old.items() if k not in (
+        "scale", "preset", "n1", "n2", "padding", "border", "max_pixels", "version", "created",
+        "tensorflow", "source_run")}
+    if "source_run" in old:  # older exports named an absolute run path: keep its folder name
+        keep.setdefault("run", os.path.basename(os.path.normpath(old["source_run"])))
+    keep["training_data"] = {k: v for k, v in keep.get("training_data", {}).items()
+                             if k != "records"}
+    keep.setdefault("training_chain", info["chain"])
+    keep["reexported_from"] = info["label"]
+    name = name or os.path.basename(os.path.dirname(source))
+    path = export_saved_model(model, config, old["scale"], out_root, keep, version,
+                              old.get("max_pixels", 16_000_000), name)
+    curve = os.path.join(source, "training_curve.csv")
+    if os.path.exists(curve):
+        with open(curve) as src, open(os.path.join(path, "training_curve.csv"), "w") as dst:
+            dst.write(src.read())
     return path
 
 
@@ -304,7 +398,8 @@ def export_tflite(saved_model_dir: str, record_dir: str | None, eval_folder: str
             row["psnr_loss"] = ref_psnr - row["psnr"]
         rows[variant] = row
     fp32_ms = rows.get("fp32", {}).get("latency_ms")
-    lines = [f"# TFLite variants of {os.path.abspath(saved_model_dir)}", "",
+    label = "/".join(os.path.normpath(os.path.abspath(saved_model_dir)).split(os.sep)[-2:])
+    lines = [f"# TFLite variants of {label}", "",
              f"Latency: median of {rounds} runs on a {latency_size}x{latency_size} Y input, "
              f"LiteRT with {os.cpu_count()} threads on this machine.", ""]
     if eval_folder:
@@ -380,11 +475,13 @@ def upscale_array(image: np.ndarray, scale: int, predict_y: Callable[[np.ndarray
     return out
 
 
-def upscale_file(path: str, out_path: str, model_dir: str, tile: int = 512) -> tuple[int, int]:
-    """Reads any image (gray, RGB, RGBA, 16-bit), writes the SR image; returns its (H, W)."""
+def upscale_file(path: str, out_path: str, model_dir: str, tile: int = 512,
+                 max_pixels: int = imaging.MAX_PIXELS) -> tuple[int, int]:
+    """Reads any image (gray, RGB, RGBA, 16-bit; EXIF orientation applied; at most
+    `max_pixels` declared pixels), writes the SR image; returns its (H, W)."""
     with open(os.path.join(model_dir, "metadata.json")) as f:
         meta = json.load(f)
-    image = imaging.load_image(path)
+    image = imaging.load_image(path, max_pixels=max_pixels)
     sr = upscale_array(image, meta["scale"], saved_model_y_predictor(model_dir), meta["border"],
                        tile)
     imaging.save_image(out_path, sr)

@@ -13,11 +13,16 @@ import os
 from typing import Union
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 PathOrBytes = Union[str, os.PathLike, bytes]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+# The largest image, in pixels (width x height as declared in the file's header), that any
+# reader of this project decodes: records, upscale, evaluate. Checked before decoding, so a
+# small file that declares a huge size allocates nothing. Each command has a --max_pixels flag.
+MAX_PIXELS = 64_000_000
 
 # MATLAB rgb2ycbcr (BT.601, "studio swing": Y in 16..235, Cb/Cr in 16..240) for [0, 1] input.
 _RGB2YCBCR = np.array(
@@ -30,18 +35,28 @@ class ImageError(ValueError):
     """A file that cannot be used as an image; the message names it."""
 
 
-def load_image(source: PathOrBytes, name: str | None = None) -> np.ndarray:
-    """Decodes an image file (or its bytes) to uint8 HxWxC with C = 1 (gray) or 3 (RGB).
+def load_image(source: PathOrBytes, name: str | None = None,
+               max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decodes an image file (or its bytes) to uint8 HxWxC with C = 1 (gray) or 3 (RGB), as it
+    is displayed: an EXIF orientation (phone photos) is applied.
 
     Accepts 8-bit gray, RGB, RGBA/LA (alpha dropped), palette, 16-bit (scaled to 8 bit by
     round(v / 257)) and CMYK. `name` is used in error messages when `source` is bytes.
-    Raises ImageError naming the file for anything that does not decode.
+    Raises ImageError naming the file for anything that does not decode, and for images whose
+    declared width x height exceeds `max_pixels` (before any pixel is decoded).
     """
     label = name or (source if not isinstance(source, bytes) else "<bytes>")
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+            width, height = im.size
+            if width * height > max_pixels:
+                raise ImageError(f"{label}: {width}x{height} = {width * height} pixels exceeds "
+                                 f"the limit of {max_pixels} pixels (max_pixels)")
             im.load()
-            return _to_array(im, label)
+            return _to_array(ImageOps.exif_transpose(im), label)
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"{label}: declared size exceeds the limit of {max_pixels} pixels "
+                         f"(max_pixels; {e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         if isinstance(e, ImageError):
             raise

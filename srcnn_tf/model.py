@@ -101,13 +101,19 @@ def conv_layers(model: keras.Model) -> list[keras.layers.Conv2D]:
 
 def pad_for_valid(images: tf.Tensor, border: int) -> tf.Tensor:
     """Edge-replicates `border` pixels on each side (the paper's test code), so a 'valid' model
-    returns an image of the input's size. images: (B, H, W, C)."""
+    returns an image of the input's size. images: (B, H, W, C).
+
+    Built from slices, tiles and concats only (no index arithmetic), which every TFLite
+    quantizer and delegate handles.
+    """
     if border == 0:
         return images
-    h, w = tf.shape(images)[1], tf.shape(images)[2]
-    rows = tf.clip_by_value(tf.range(-border, h + border), 0, h - 1)
-    cols = tf.clip_by_value(tf.range(-border, w + border), 0, w - 1)
-    return tf.gather(tf.gather(images, rows, axis=1), cols, axis=2)
+    top, bottom = images[:, :1], images[:, -1:]
+    images = tf.concat([tf.tile(top, [1, border, 1, 1]), images,
+                        tf.tile(bottom, [1, border, 1, 1])], axis=1)
+    left, right = images[:, :, :1], images[:, :, -1:]
+    return tf.concat([tf.tile(left, [1, 1, border, 1]), images,
+                      tf.tile(right, [1, 1, border, 1])], axis=2)
 
 
 def super_resolve(model: keras.Model, config: ModelConfig, images: tf.Tensor) -> tf.Tensor:

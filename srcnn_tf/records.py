@@ -49,7 +49,7 @@ class RecordsConfig:
 
     scale: int = 3
     out_dir: str = "tfrecords"
-    input_dir: str | None = None
+    input_dirs: tuple[str, ...] = ()  # image folders, read recursively, in this order
     tfds_name: str | None = None
     tfds_split: str = "train"
     tfds_image_key: str = "image"
@@ -63,6 +63,7 @@ class RecordsConfig:
     val_dir: str | None = None
     num_shards: int = 8
     compression: str = ""  # "" or "GZIP"
+    max_pixels: int = imaging.MAX_PIXELS  # larger images (declared size) are skipped, counted
     # How the work is done; does not change the output.
     workers: int = 0  # 0: all cores
     strict: bool = False
@@ -86,16 +87,24 @@ class RecordsConfig:
             raise ValueError(f"stride must be >= 1, got {self.stride}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.max_pixels < 1:
+            raise ValueError(f"max_pixels must be >= 1, got {self.max_pixels}")
         if self.num_shards < 1:
             raise ValueError(f"num_shards must be >= 1, got {self.num_shards}")
         if self.compression not in ("", "GZIP"):
             raise ValueError(f"compression must be '' or 'GZIP', got {self.compression!r}")
-        if self.input_dir and self.tfds_name:
-            raise ValueError("give input_dir or tfds_name, not both")
-        for name in ("input_dir", "val_dir"):
-            folder = getattr(self, name)
-            if folder is not None and not os.path.isdir(folder):
-                raise ValueError(f"{name}: {folder!r} is not a directory")
+        if self.input_dirs and self.tfds_name:
+            raise ValueError("give input_dirs or tfds_name, not both")
+        if isinstance(self.input_dirs, str):
+            raise ValueError(f"input_dirs must be a sequence of folders, got the string "
+                             f"{self.input_dirs!r}")
+        for folder in self.input_dirs:
+            if not os.path.isdir(folder):
+                raise ValueError(f"input_dirs: {folder!r} is not a directory")
+        if len({os.path.realpath(f) for f in self.input_dirs}) != len(self.input_dirs):
+            raise ValueError(f"input_dirs: a folder is given twice in {list(self.input_dirs)}")
+        if self.val_dir is not None and not os.path.isdir(self.val_dir):
+            raise ValueError(f"val_dir: {self.val_dir!r} is not a directory")
 
     @property
     def record_dir(self) -> str:
@@ -136,7 +145,7 @@ def default_image_dir() -> str:
     return os.path.dirname(skimage.data.__file__)
 
 
-def _file_sources(folder: str, names: Sequence[str] | None = None) -> list[Source]:
+def _file_sources(folder: str, names: Sequence[str] | None = None, prefix: str = "") -> list[Source]:
     paths = (
         [os.path.join(folder, n) for n in names] if names else imaging.list_images(folder)
     )
@@ -144,8 +153,17 @@ def _file_sources(folder: str, names: Sequence[str] | None = None) -> list[Sourc
     for p in paths:
         with open(p, "rb") as f:
             digest = hashlib.sha256(f.read()).hexdigest()
-        out.append(Source(id=os.path.relpath(p, folder), path=p, sha256=digest))
+        out.append(Source(id=prefix + os.path.relpath(p, folder), path=p, sha256=digest))
     return out
+
+
+def folder_prefixes(folders: Sequence[str]) -> list[str]:
+    """Source-id prefixes of several input folders: '' for a single folder (ids stay relative
+    paths), else each folder's name + '/' (with its position when two names are equal)."""
+    if len(folders) <= 1:
+        return [""] * len(folders)
+    names = [os.path.basename(os.path.normpath(f)) or f"dir{i}" for i, f in enumerate(folders)]
+    return [f"{n}/" if names.count(n) == 1 else f"{i}:{n}/" for i, n in enumerate(names)]
 
 
 def _tfds_sources(name: str, split: str, image_key: str) -> list[Source]:
@@ -259,12 +277,14 @@ def _init_worker(q: Any) -> None:
     _progress_queue = q
 
 
-def _decode(source: Source, data: bytes, channels: int) -> tuple[dict[str, Any], np.ndarray | None]:
+def _decode(source: Source, data: bytes, channels: int,
+            max_pixels: int) -> tuple[dict[str, Any], np.ndarray | None]:
     """The manifest entry so far (sha256, size, or the skip reason) and the uint8 HR image,
-    None when the file does not decode."""
+    None when the file does not decode or declares more than `max_pixels` pixels."""
     outcome: dict[str, Any] = {"sha256": hashlib.sha256(data).hexdigest()}
     try:
-        hr = prepare_hr(imaging.load_image(data, name=source.id), channels)
+        hr = prepare_hr(imaging.load_image(data, name=source.id, max_pixels=max_pixels),
+                        channels)
     except imaging.ImageError as e:
         outcome.update(status="skipped", reason=str(e), patches=0)
         return outcome, None
@@ -281,10 +301,12 @@ def _process_shard(task: ShardTask, config: RecordsConfig) -> dict[str, Any]:
     with tfrecord.TFRecordWriter(tmp, config.compression) as writer:
         for source, data in _iter_encoded([s for _, s in task.sources], config):
             index = index_of[source.id]
-            outcome, hr = _decode(source, data, config.channels)
+            outcome, hr = _decode(source, data, config.channels, config.max_pixels)
             if hr is not None:
                 n = 0
                 for aug, variant in augment_variants(hr, config.augment):
+                    if min(variant.shape[:2]) // config.scale * config.scale < config.patch_size:
+                        continue  # too small for one patch (and for the bicubic degradation)
                     inp, label = make_pair(variant, config.scale, config.blur_sigma)
                     for r, c, pi, pl in extract_patches(inp, label, config):
                         writer.write(_example(pi, pl, index, r, c, aug))
@@ -349,13 +371,18 @@ def collect_sources(config: RecordsConfig) -> tuple[list[Source], list[Source], 
     """(train sources, val sources, duplicate entries) for the config's input."""
     if config.tfds_name:
         sources = _tfds_sources(config.tfds_name, config.tfds_split, config.tfds_image_key)
-    elif config.input_dir:
-        sources = _file_sources(config.input_dir)
+    elif config.input_dirs:
+        sources = []
+        for folder, prefix in zip(config.input_dirs, folder_prefixes(config.input_dirs)):
+            found = _file_sources(folder, prefix=prefix)
+            if not found:
+                raise ValueError(f"input_dirs: no images found in {folder!r} "
+                                 f"(extensions {imaging.IMAGE_EXTENSIONS})")
+            sources += found
     else:
         sources = _file_sources(default_image_dir(), DEFAULT_IMAGES)
     if not sources:
-        where = config.input_dir or config.tfds_name
-        raise ValueError(f"no images found in {where!r} (extensions {imaging.IMAGE_EXTENSIONS})")
+        raise ValueError(f"no images found in {config.tfds_name!r}")
     sources, dups = _dedupe(sources)
     if config.val_dir:
         val = _file_sources(config.val_dir)
@@ -413,6 +440,21 @@ def _up_to_date(record_dir: str, fingerprint: str) -> bool:
     )
 
 
+def _say_what_is_replaced(record_dir: str, config: RecordsConfig) -> None:
+    """Logs which existing records a rebuild replaces, and from what (never silently)."""
+    try:
+        old = load_manifest(record_dir)
+    except (FileNotFoundError, ValueError, json.JSONDecodeError):
+        return
+    before = ", ".join(describe(old)["sources"])
+    after = ", ".join(describe({"config": dataclasses.asdict(config), "train": old["train"],
+                                "fingerprint": ""})["sources"])
+    changed = sorted(k for k, v in config.content_fields().items()
+                     if old.get("config", {}).get(k) != v and k != "input_dirs")
+    log.warning("%s: replacing records built from %s with records from %s%s", record_dir,
+                before, after, f" (changed: {', '.join(changed)})" if changed else "")
+
+
 def _write_val(
     val: list[Source], first_index: int, config: RecordsConfig, path: str
 ) -> tuple[list[dict], str]:
@@ -420,7 +462,7 @@ def _write_val(
     tmp = path + ".tmp"
     with tfrecord.TFRecordWriter(tmp, config.compression) as writer:
         for k, (source, data) in enumerate(_iter_encoded(val, config)):
-            outcome, hr = _decode(source, data, config.channels)
+            outcome, hr = _decode(source, data, config.channels, config.max_pixels)
             entry: dict[str, Any] = {"id": source.id, "split": "val", **outcome}
             if hr is not None:
                 if min(hr.shape[:2]) < 2 * config.scale + 12:
@@ -450,6 +492,7 @@ def build_records(config: RecordsConfig) -> dict[str, Any]:
         manifest["up_to_date"] = True
         return manifest
 
+    _say_what_is_replaced(record_dir, config)
     os.makedirs(record_dir, exist_ok=True)
     for name in os.listdir(record_dir):  # stale shards, temporaries, an old manifest
         if name.startswith(("train-", "val.", MANIFEST)):
@@ -512,12 +555,26 @@ def build_records(config: RecordsConfig) -> dict[str, Any]:
         "val": val_info,
         "skipped": len(skipped),
         "duplicates": len(dups),
+        "folders": _folder_counts(config.input_dirs, entries),
     }
     tmp = os.path.join(record_dir, MANIFEST + ".tmp")
     with open(tmp, "w") as f:
         json.dump(manifest, f, indent=1)
     os.replace(tmp, os.path.join(record_dir, MANIFEST))
     return manifest
+
+
+def _folder_counts(folders: Sequence[str], entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per input folder: its path as given, the id prefix, images used (train/val) and patches."""
+    out = []
+    for folder, prefix in zip(folders, folder_prefixes(folders)):
+        mine = [e for e in entries if e["id"].startswith(prefix)]
+        out.append({"path": folder, "prefix": prefix,
+                    "train_images": sum(e["status"] == "ok" and e["split"] == "train"
+                                        for e in mine),
+                    "val_images": sum(e["status"] == "ok" and e["split"] == "val" for e in mine),
+                    "patches": sum(e["patches"] for e in mine if e["split"] == "train")})
+    return out
 
 
 def _run_tasks(
@@ -608,11 +665,28 @@ def read_patches(record_dir: str, split: str = "train") -> Iterator[dict[str, An
             }
 
 
+def describe(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A machine-independent account of what records hold: source folder names (or the TFDS
+    name, or the bundled photographs), patches, training images and the fingerprint."""
+    config = manifest["config"]
+    if config.get("tfds_name"):
+        sources = [f"tfds:{config['tfds_name']}/{config.get('tfds_split', 'train')}"]
+    elif config.get("input_dirs"):
+        sources = [os.path.basename(os.path.normpath(d)) for d in config["input_dirs"]]
+    else:
+        sources = ["scikit-image photographs"]
+    return {"sources": sources, "patches": manifest["train"]["patches"],
+            "images": manifest["train"]["images"], "fingerprint": manifest["fingerprint"]}
+
+
 def summary(manifest: dict[str, Any]) -> str:
     """One line for the console."""
     val = manifest.get("val") or {"images": 0}
+    folders = manifest.get("folders") or []
+    per_folder = "" if len(folders) < 2 else " (" + ", ".join(
+        f"{f['prefix'].rstrip('/')}: {f['patches']}" for f in folders) + ")"
     return (
-        f"x{manifest['scale']}: {manifest['train']['patches']} patches from "
+        f"x{manifest['scale']}: {manifest['train']['patches']} patches{per_folder} from "
         f"{manifest['train']['images']} images in {len(manifest['train']['shards'])} shards, "
         f"{val['images']} val images, {manifest['skipped']} skipped, "
         f"{manifest['duplicates']} duplicates"

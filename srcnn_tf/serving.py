@@ -7,10 +7,36 @@ server; `RestClient` / `GrpcClient` only add the transport.
 from __future__ import annotations
 
 import base64
+import io
 import json
 from typing import Any
 
 import numpy as np
+
+START_HINT = ("start TF Serving with the model folder mounted, e.g. docker run -p 8501:8501 "
+              "-p 8500:8500 -v $PWD/saved_models/{model}:/models/{model} -e MODEL_NAME={model} "
+              "tensorflow/serving")
+
+
+class ServingError(RuntimeError):
+    """TF Serving did not answer, or answered with an error; the message says which and why."""
+
+
+def upright_encoded(data: bytes) -> bytes:
+    """The encoded image as it is displayed: TensorFlow's decoders (and so `upscale_encoded`)
+    ignore the EXIF orientation of phone photos, so an image with one is rotated here and sent
+    as PNG; anything else is returned unchanged."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.getexif().get(0x0112, 1) in (0, 1):  # 0x0112: EXIF Orientation
+                return data
+            out = io.BytesIO()
+            ImageOps.exif_transpose(im).save(out, format="PNG")
+            return out.getvalue()
+    except (OSError, ValueError, SyntaxError):
+        return data  # not for us to judge: the server's decoder answers with its own error
 
 
 def rest_url(host: str, port: int, model: str, version: int | None = None) -> str:
@@ -92,18 +118,28 @@ def parse_grpc_response(response, output: str) -> np.ndarray | bytes:
 class RestClient:
     def __init__(self, host: str, port: int, model: str, timeout: float = 60.0) -> None:
         self.url = rest_url(host, port, model)
+        self.model = model
         self.timeout = timeout
 
     def predict(self, body: dict[str, Any]) -> Any:
+        """Posts `body`; raises ServingError when nothing answers or TF Serving reports an
+        error (unknown model or signature, a failed input check), with its message."""
         import requests
 
-        r = requests.post(self.url, json=body, timeout=self.timeout)
+        try:
+            r = requests.post(self.url, json=body, timeout=self.timeout)
+        except requests.exceptions.RequestException as e:
+            raise ServingError(f"no TF Serving answered at {self.url} ({type(e).__name__}): "
+                               f"{START_HINT.format(model=self.model)}") from None
         try:
             answer = r.json()
         except ValueError:
-            r.raise_for_status()
-            raise
-        return parse_rest_response(answer)
+            raise ServingError(f"{self.url} answered HTTP {r.status_code} without JSON: "
+                               f"{r.text[:200]!r}") from None
+        try:
+            return parse_rest_response(answer)
+        except RuntimeError as e:
+            raise ServingError(f"{self.url}: {e}") from None
 
 
 class GrpcClient:
@@ -117,7 +153,20 @@ class GrpcClient:
         self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.model = model
         self.timeout = timeout
+        self.address = f"{host}:{port}"
 
     def predict(self, signature: str, inputs: dict[str, Any], output: str) -> Any:
+        """Calls `signature`; raises ServingError as RestClient.predict does."""
+        import grpc
+
         request = grpc_request(self.model, signature, inputs)
-        return parse_grpc_response(self.stub.Predict(request, self.timeout), output)
+        try:
+            response = self.stub.Predict(request, self.timeout)
+        except grpc.RpcError as e:
+            if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise ServingError(f"no TF Serving answered at {self.address} (gRPC "
+                                   f"{e.code().name}): {START_HINT.format(model=self.model)}"
+                                   ) from None
+            raise ServingError(f"TF Serving at {self.address}: {e.code().name}: {e.details()}"
+                               ) from None
+        return parse_grpc_response(response, output)

@@ -10,7 +10,8 @@ Run directory contract (`run_dir/`):
 
 Resume order: (1) the latest checkpoint under run_dir/checkpoints restores the model, the
 optimisers, the step, the epoch position, the accumulated wall time and the best PSNR;
-(2) without one, the model is initialised from `seed`. The data order of the resumed epoch is
+(2) without one, `init_from` (a SavedModel version or another run's best checkpoint) gives the
+weights, the optimisers starting fresh; (3) else the model is initialised from `seed`. The data order of the resumed epoch is
 replayed from its seed and the batches already done are skipped.
 """
 
@@ -65,6 +66,7 @@ class TrainConfig:
     mixed_precision: str = "auto"  # "auto", "" (float32), "mixed_float16", "mixed_bfloat16"
     devices: tuple[str, ...] = ()  # MirroredStrategy over these devices (e.g. two logical CPUs)
     progress: bool = True
+    init_from: str = ""  # warm start: a SavedModel version folder or a run directory
 
     def validate(self) -> None:
         self.model.validate()
@@ -197,9 +199,15 @@ def _make_optimizers(config: TrainConfig, model: keras.Model, total_steps: int):
     return out
 
 
+def _finite(value: float) -> float | None:
+    """JSON has no NaN/Infinity: a value that is not finite is written as null."""
+    return value if math.isfinite(value) else None
+
+
 def _append_jsonl(path: str, record: dict[str, Any]) -> None:
+    record = {k: _finite(v) if isinstance(v, float) else v for k, v in record.items()}
     with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+        f.write(json.dumps(record, allow_nan=False) + "\n")
 
 
 def _truncate_jsonl(path: str, max_step: int) -> None:
@@ -210,6 +218,98 @@ def _truncate_jsonl(path: str, max_step: int) -> None:
         lines = [ln for ln in f if ln.strip() and json.loads(ln)["step"] <= max_step]
     with open(path, "w") as f:
         f.writelines(lines)
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    with open(path) as f:
+        return json.load(f)
+
+
+def describe_init(source: str) -> dict[str, Any]:
+    """What a warm start reads from `source`: a SavedModel version folder (`saved_model.pb` and
+    `metadata.json`) or a run directory (`config.json`, best checkpoint).
+
+    Returns {"checkpoint": restore path, "model": ModelConfig fields, "scale", "label": a
+    machine-independent name ("srcnn_x3/1" or the run's folder name), "chain": the training
+    stages that produced the weights, oldest first}. Raises FileNotFoundError / ValueError
+    naming `source`.
+    """
+    source = os.path.normpath(source)
+    if os.path.exists(os.path.join(source, "saved_model.pb")):
+        meta_path = os.path.join(source, "metadata.json")
+        if not os.path.exists(meta_path):
+            raise ValueError(f"init_from: {source} has no metadata.json (not exported by this "
+                             f"project)")
+        meta = _read_json(meta_path)
+        label = f"{os.path.basename(os.path.dirname(source))}/{os.path.basename(source)}"
+        chain = meta.get("training_chain") or [{
+            "model": label, "data": {k: v for k, v in meta.get("training_data", {}).items()
+                                     if k != "records"},
+            "steps": meta.get("best_step"), "minutes": meta.get("training_minutes"),
+            "init_from": None}]
+        return {"checkpoint": os.path.join(source, "variables", "variables"),
+                "model": {k: meta[k] for k in ("preset", "n1", "n2", "padding")},
+                "scale": meta["scale"], "label": label, "chain": chain}
+    config_path = os.path.join(source, "config.json")
+    if os.path.exists(config_path):
+        cfg = _read_json(config_path)
+        path = (tf.train.latest_checkpoint(os.path.join(source, "best"))
+                or tf.train.latest_checkpoint(os.path.join(source, "checkpoints")))
+        if path is None:
+            raise FileNotFoundError(f"init_from: {source} has no checkpoint yet")
+        steps = int(path.rsplit("-", 1)[-1])
+        event = _event_at(source, steps)
+        stage = {"model": os.path.basename(source), "data": cfg.get("records", {}),
+                 "steps": steps, "minutes": event.get("minutes"),
+                 "val_psnr": event.get("val_psnr"),
+                 "init_from": (cfg.get("init") or {}).get("label")}
+        model = cfg["train"]["model"]
+        return {"checkpoint": path,
+                "model": {k: model[k] for k in ("preset", "n1", "n2", "padding")},
+                "scale": cfg["scale"], "label": os.path.basename(source),
+                "chain": list((cfg.get("init") or {}).get("chain", [])) + [stage]}
+    raise FileNotFoundError(f"init_from: {source} is neither a SavedModel version folder "
+                            f"(saved_model.pb) nor a run directory (config.json)")
+
+
+def _event_at(run_dir: str, step: int) -> dict[str, Any]:
+    """The run's last metrics.jsonl event at `step` ({} when none was logged)."""
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        events = [json.loads(line) for line in f if line.strip()]
+    at = [e for e in events if e["step"] == step]
+    return at[-1] if at else {}
+
+
+def warm_start(model: keras.Model, config: ModelConfig, source: str) -> dict[str, Any]:
+    """Loads the weights of `source` (see describe_init) into `model`; the architectures must
+    match. Returns describe_init's record (without the checkpoint path)."""
+    info = describe_init(source)
+    want = {k: getattr(config, k) for k in info["model"]}
+    if info["model"] != want:
+        raise ValueError(f"init_from: {source} holds a {info['model']} model, this run "
+                         f"trains {want}")
+    _restore_weights(model, info["checkpoint"])
+    del info["checkpoint"]
+    return info
+
+
+def _restore_weights(model: keras.Model, checkpoint: str) -> None:
+    """Model weights from a run checkpoint or a SavedModel's variables. Exports keep the
+    convolutions as plain variables `kernels/i`, `biases/i` (see export.SRModule); runs and
+    older exports keep the Keras model under `model`."""
+    reader = tf.train.load_checkpoint(checkpoint)
+    names = reader.get_variable_to_shape_map()
+    key = "{}/{}/.ATTRIBUTES/VARIABLE_VALUE"
+    if key.format("kernels", 0) not in names:
+        tf.train.Checkpoint(model=model).read(checkpoint).expect_partial() \
+            .assert_existing_objects_matched()
+        return
+    for i, layer in enumerate(conv_layers(model)):
+        layer.set_weights([reader.get_tensor(key.format("kernels", i)),
+                           reader.get_tensor(key.format("biases", i))])
 
 
 def validate_psnr(model: keras.Model, config: ModelConfig, images, scale: int,
@@ -285,18 +385,27 @@ def _train(config: TrainConfig, precision: str) -> dict[str, Any]:
     best_ckpt = tf.train.Checkpoint(model=model, step=step, best_val_psnr=best_psnr)
     best_manager = tf.train.CheckpointManager(best_ckpt, os.path.join(run_dir, "best"),
                                               max_to_keep=1)
+    config_path = os.path.join(run_dir, "config.json")
+    init = None
     if manager.latest_checkpoint:
         ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         log.info("resumed from %s at step %d", manager.latest_checkpoint, int(step.numpy()))
+        if os.path.exists(config_path):
+            init = _read_json(config_path).get("init")
+    elif config.init_from:
+        init = warm_start(model, config.model, config.init_from)
+        log.info("warm start from %s (x%d)", init["label"], init["scale"])
     metrics_path = os.path.join(run_dir, "metrics.jsonl")
     _truncate_jsonl(metrics_path, int(step.numpy()))
     val_bicubic = validate_psnr(model, config.model, val, scale, lambda x: x) if val else None
     if chief:
-        with open(os.path.join(run_dir, "config.json"), "w") as f:
+        with open(config_path, "w") as f:
             json.dump({"train": dataclasses.asdict(config), "scale": scale,
                        "val_bicubic_psnr": val_bicubic,
                        "records_fingerprint": data.manifest["fingerprint"],
                        "records_patches": data.manifest["train"]["patches"],
+                       "records": records.describe(data.manifest),
+                       "init": init,
                        "tensorflow": tf.__version__, "keras": keras.__version__,
                        "replicas": strategy.num_replicas_in_sync,
                        "precision": precision or "float32"}, f, indent=1)
@@ -374,6 +483,7 @@ def _train(config: TrainConfig, precision: str) -> dict[str, Any]:
 
     stop = False
     window_losses: list[float] = []
+    first_step = int(step.numpy())
     try:
         while not stop:
             s0 = int(step.numpy())
@@ -404,15 +514,19 @@ def _train(config: TrainConfig, precision: str) -> dict[str, Any]:
                     break
     finally:
         progress.close()
+    summary_path = os.path.join(run_dir, "summary.json")
+    if int(step.numpy()) == first_step and os.path.exists(summary_path):
+        log.info("%s already reached step %d: nothing to do", run_dir, first_step)
+        return _read_json(summary_path)  # a finished run, run again
     if int(step.numpy()) % config.val_every:
         log_event(float(np.mean(window_losses or [last_loss])), float("nan"), validate=True)
     save()
     summary = {"steps": int(step.numpy()), "epochs": int(step.numpy()) / spe, "minutes": minutes(),
                "best_val_psnr": float(best_psnr.numpy()), "best_step": int(best_step.numpy()),
-               "final_loss": last_loss, "scale": scale, "run_dir": config.run_dir}
+               "final_loss": _finite(last_loss), "scale": scale, "run_dir": config.run_dir}
     if chief:
-        with open(os.path.join(run_dir, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=1)
+        with open(summary_path, "w") as f:
+            json.dump(summary, f, indent=1, allow_nan=False)
     return summary
 
 

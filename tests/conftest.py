@@ -56,7 +56,7 @@ def tiny_records(root: pathlib.Path, n: int, size: tuple[int, int], seed: int, *
     src.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         imaging.save_image(src / f"{i}.png", natural_like(*size, seed=seed + i))
-    cfg = records.RecordsConfig(input_dir=str(src), out_dir=str(root / "rec"), progress=False,
+    cfg = records.RecordsConfig(input_dirs=(str(src),), out_dir=str(root / "rec"), progress=False,
                                 workers=1, **kw)
     records.build_records(cfg)
     return cfg.record_dir

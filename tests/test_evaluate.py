@@ -26,7 +26,8 @@ def test_pipeline_bicubic_rows_equal_the_papers(shared_data, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     results = json.loads((tmp_path / "r.json").read_text())["results"]
     got = {(x["set"], x["scale"]): x for x in results}
-    assert set(results[0]) == {"set", "scale", "method", "psnr", "ssim", "images"}
+    assert set(results[0]) == {"set", "scale", "method", "psnr", "ssim", "images", "skipped"}
+    assert results[0]["skipped"] == []
     for (set_name, scale, method), (psnr, ssim) in evaluate.PAPER.items():
         if method == "bicubic":
             assert abs(got[(set_name, scale)]["psnr"] - psnr) <= 0.01

@@ -24,7 +24,7 @@ def _config(src, out, **kw) -> records.RecordsConfig:
     kw.setdefault("val_fraction", 0.2)
     kw.setdefault("progress", False)
     kw.setdefault("workers", 1)
-    return records.RecordsConfig(input_dir=str(src), out_dir=str(out), **kw)
+    return records.RecordsConfig(input_dirs=(str(src),), out_dir=str(out), **kw)
 
 
 def _recompute(image_dir, sample, scale, patch, label, aug=0, channels=1):
@@ -157,10 +157,10 @@ def test_val_dir(image_dir, tmp_path):
 
 @pytest.mark.parametrize("kw, message", [
     ({"scale": 1}, "scale"), ({"label_size": 35}, "label_size"), ({"label_size": 20}, "even"),
-    ({"stride": 0}, "stride"), ({"input_dir": "/no/such/dir"}, "input_dir"),
+    ({"stride": 0}, "stride"), ({"input_dirs": ("/no/such/dir",)}, "input_dirs"),
 ])
 def test_bad_config_is_rejected_before_writing(tmp_path, image_dir, kw, message):
-    kw = {"input_dir": str(image_dir), **kw}
+    kw = {"input_dirs": (str(image_dir),), **kw}
     cfg = records.RecordsConfig(out_dir=str(tmp_path / "rec"), progress=False, **kw)
     with pytest.raises(ValueError, match=message):
         records.build_records(cfg)
@@ -224,7 +224,7 @@ def test_kill_9_mid_run_then_rerun_finishes(image_dir, tmp_path):
 
 
 def test_t91_patch_count_matches_paper_order(shared_data, tmp_path):
-    cfg = records.RecordsConfig(input_dir=str(shared_data / "T91"), out_dir=str(tmp_path),
+    cfg = records.RecordsConfig(input_dirs=(str(shared_data / "T91"),), out_dir=str(tmp_path),
                                 progress=False, workers=2)
     manifest = records.build_records(cfg)
     assert 20_000 <= manifest["train"]["patches"] <= 25_000

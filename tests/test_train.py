@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -57,8 +58,12 @@ def test_resume_restores_step_and_weights(record_dir, tmp_path):
     run = tmp_path / "run"
     train_lib.train(_config(record_dir, run, max_steps=10, schedule="constant"))
     model_a, _, _ = train_lib.load_model(str(run), "latest")
+    first = json.loads((run / "summary.json").read_text())
     again = train_lib.train(_config(record_dir, run, max_steps=10, schedule="constant"))  # nothing left to do
-    assert again["steps"] == 10
+    assert again["steps"] == 10 and again == first
+    json.loads((run / "summary.json").read_text(), parse_constant=_no_nan)  # still strict JSON
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=_no_nan)
     model_b, _, _ = train_lib.load_model(str(run), "latest")
     for a, b in zip(model_a.weights, model_b.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -72,6 +77,54 @@ def test_resume_restores_step_and_weights(record_dir, tmp_path):
     for c, d in zip(model_c.weights, model_d.weights):
         np.testing.assert_allclose(c.numpy(), d.numpy(), rtol=1e-4, atol=1e-6)
     assert [e["step"] for e in _losses(run)] == [e["step"] for e in _losses(straight)]
+
+
+def _no_nan(token: str):
+    raise AssertionError(f"{token} is not JSON")
+
+
+def test_warm_start_from_a_run_or_an_export_and_its_chain(record_dir, tmp_path):
+    from srcnn_tf import export
+
+    first = tmp_path / "first"
+    train_lib.train(_config(record_dir, first, max_steps=10))
+    source, _, _ = train_lib.load_model(str(first), "best")
+    exported = export.export_run(str(first), str(tmp_path / "models"))
+    for init in (str(first), exported):
+        run = tmp_path / f"warm_{os.path.basename(init)}"
+        cfg = _config(record_dir, run, max_steps=1, learning_rate=1e-12, schedule="constant")
+        train_lib.train(dataclasses.replace(cfg, init_from=init))
+        warmed, _, _ = train_lib.load_model(str(run), "latest")
+        for a, b in zip(source.weights, warmed.weights):  # one step at lr ~0: the same weights
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+        init_record = json.loads((run / "config.json").read_text())["init"]
+        assert init_record["chain"][0]["model"] == "first" and init_record["chain"][0]["steps"]
+    meta = json.loads(open(os.path.join(export.export_run(str(run), str(tmp_path / "models")),
+                                        "metadata.json")).read())
+    assert [s["model"] for s in meta["training_chain"]] == ["first", run.name]
+    assert meta["training_chain"][-1]["init_from"] == "srcnn_x3/1"
+    other = dataclasses.replace(_config(record_dir, tmp_path / "bad"), init_from=str(first),
+                                model=ModelConfig(preset="9-5-5", n1=16, n2=8))
+    with pytest.raises(ValueError, match="init_from"):
+        train_lib.train(other)
+
+
+def test_make_train_keeps_the_records_a_user_built(tmp_path):
+    """`make train` without DATA trains on the records that are there; it builds default
+    records only when none exist (dry runs of make: nothing is executed)."""
+    def dry(*args):
+        return subprocess.run(["make", "-n", "train", f"OUT={tmp_path}", *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60).stdout
+
+    assert "pipelines.make_records" in dry()  # none yet: the default photographs
+    (tmp_path / "x3").mkdir()
+    (tmp_path / "x3" / "manifest.json").write_text("{}")
+    out = dry()
+    assert "make_records" not in out and "records SCALE" not in out and "pipelines.train" in out
+    assert "training on the existing records" in out
+    assert "--input_dir=mine" in subprocess.run(
+        ["make", "-n", "--no-print-directory", "records", f"OUT={tmp_path}", "DATA=mine"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
 
 
 def test_nan_loss_stops_with_a_clear_message(record_dir, tmp_path):

@@ -27,7 +27,8 @@ def main() -> None:
 
     import tensorflow as tf
 
-    from srcnn_tf import evaluate, export, records
+    from srcnn_tf import export, predictors, records
+    from srcnn_tf import tflite as tflite_lib
     from srcnn_tf.model import ModelConfig, build_srcnn
 
     tmp = tempfile.mkdtemp()
@@ -39,11 +40,11 @@ def main() -> None:
         cfg = ModelConfig(preset=preset)
         model = build_srcnn(cfg, seed=0)
         path = export.export_saved_model(model, cfg, 3, os.path.join(tmp, preset))
-        cases[f"{preset} keras"] = evaluate.keras_predictor(model, cfg)
-        cases[f"{preset} savedmodel"] = export.saved_model_y_predictor(path)
-        result = export.export_tflite(path, rec.record_dir, None, 3, rounds=1, latency_size=32)
-        for variant in export.TFLITE_VARIANTS:
-            cases[f"{preset} tflite {variant}"] = export.TFLiteY(
+        cases[f"{preset} keras"] = predictors.keras_predictor(model, cfg)
+        cases[f"{preset} savedmodel"] = predictors.saved_model_y_predictor(path)
+        result = tflite_lib.export_tflite(path, rec.record_dir, None, 3, rounds=1, latency_size=32)
+        for variant in tflite_lib.VARIANTS:
+            cases[f"{preset} tflite {variant}"] = predictors.TFLiteY(
                 os.path.join(result["dir"], f"srcnn_x3_{variant}.tflite"))
         fl = sum(layer_flops(cfg, args.size + 2 * cfg.border, 1))
         for name in list(cases):

@@ -12,7 +12,7 @@ import os
 
 from absl import app, flags, logging
 
-from srcnn_tf import evaluate, plots
+from srcnn_tf import evaluate, plots, predictors
 from srcnn_tf import train as train_lib
 from srcnn_tf.model import ModelConfig
 
@@ -60,7 +60,7 @@ def main(argv: list[str]) -> None:
         row = {"name": name, "run_dir": run_dir, "steps": summary["steps"],
                "minutes": summary["minutes"], "val_psnr": summary["best_val_psnr"]}
         if _TEST_DIR.value:
-            predictor, _, info = evaluate.load_predictor(run_dir)
+            predictor, _, info = predictors.load_predictor(run_dir)
             result = evaluate.evaluate_folder(predictor, _TEST_DIR.value, info["scale"], name)
             row.update(test_psnr=result.psnr, test_set=result.set)
         rows.append(row)
@@ -78,5 +78,10 @@ def main(argv: list[str]) -> None:
     logging.info("\n%s", "\n".join(lines))
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

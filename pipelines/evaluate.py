@@ -10,8 +10,8 @@ import os
 
 from absl import app, flags, logging
 
-from pipelines.common import fail
-from srcnn_tf import evaluate, imaging
+from .common import fail
+from srcnn_tf import evaluate, imaging, predictors
 
 _MODEL = flags.DEFINE_string("model", "bicubic",
                              "Run dir, SavedModel dir, .tflite file, or 'bicubic'.")
@@ -25,14 +25,6 @@ _THREADS = flags.DEFINE_integer("num_threads", None, "LiteRT threads (default: a
 _MAX_PIXELS = flags.DEFINE_integer("max_pixels", imaging.MAX_PIXELS,
                                    "Test images that declare more pixels are skipped (named).",
                                    lower_bound=1)
-
-
-@flags.validator("scales", message="--scales: integers >= 2, comma-separated (e.g. 2,3,4)")
-def _check_scales(values: list[str]) -> bool:
-    try:
-        return bool(values) and all(int(v) >= 2 for v in values)
-    except ValueError:
-        return False
 
 
 @flags.validator("scales", message="--scales must be integers >= 2")
@@ -58,7 +50,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
-        predictor, name, info = evaluate.load_predictor(_MODEL.value, _THREADS.value)
+        predictor, name, info = predictors.load_predictor(_MODEL.value, _THREADS.value)
     except FileNotFoundError as e:
         fail(e)
     scales = [int(s) for s in _SCALES.value]
@@ -68,7 +60,7 @@ def main(argv: list[str]) -> None:
     results = []
     for folder in _SETS.value:
         for scale in scales:
-            results.append(_evaluate(evaluate.bicubic_predictor, folder, scale, "bicubic"))
+            results.append(_evaluate(predictors.bicubic_predictor, folder, scale, "bicubic"))
             if name != "bicubic":
                 save = os.path.join(_SAVE.value, name.split(" (")[0].replace(" ", "_")) \
                     if _SAVE.value else None
@@ -82,5 +74,10 @@ def main(argv: list[str]) -> None:
     logging.info("PSNR / SSIM (Y, shave = scale)\n%s", table)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

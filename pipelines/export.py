@@ -9,7 +9,7 @@ import os
 
 from absl import app, flags, logging
 
-from pipelines.common import fail
+from .common import fail
 from srcnn_tf import export
 
 _RUN_DIR = flags.DEFINE_string("run_dir", None, "Training run directory.")
@@ -54,5 +54,10 @@ def main(argv: list[str]) -> None:
     logging.info("exported %s", path)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -10,7 +10,7 @@ import os
 
 from absl import app, flags, logging
 
-from srcnn_tf import evaluate, plots
+from srcnn_tf import evaluate, plots, predictors
 
 _RUN_DIR = flags.DEFINE_string("run_dir", None, "Training run directory.", required=True)
 _OUT_DIR = flags.DEFINE_string("out_dir", "figures", "Where the PNGs go.")
@@ -36,7 +36,7 @@ def main(argv: list[str]) -> None:
         plots.plot_filters(_RUN_DIR.value, os.path.join(_OUT_DIR.value, f"{name}_filters.png")),
     ]
     if _IMAGES.value or _TEST_DIR.value:
-        predictor, _, info = evaluate.load_predictor(_RUN_DIR.value)
+        predictor, _, info = predictors.load_predictor(_RUN_DIR.value)
         scale = info["scale"]
     if _IMAGES.value:
         written.append(plots.plot_comparison(
@@ -50,7 +50,7 @@ def main(argv: list[str]) -> None:
             f.write("step,minutes,psnr,ssim\n")
             f.writelines(f"{c['step']},{c['minutes']:.2f},{c['psnr']:.4f},{c['ssim']:.4f}\n"
                          for c in curve)
-        bicubic = evaluate.evaluate_folder(evaluate.bicubic_predictor, _TEST_DIR.value, scale,
+        bicubic = evaluate.evaluate_folder(predictors.bicubic_predictor, _TEST_DIR.value, scale,
                                            "bicubic").psnr
         refs = {"bicubic": bicubic}
         refs.update({f"paper {m}": p for (s, sc, m), (p, _) in evaluate.PAPER.items()
@@ -61,5 +61,10 @@ def main(argv: list[str]) -> None:
     logging.info("wrote %s", json.dumps(written))
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

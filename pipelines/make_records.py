@@ -10,7 +10,7 @@ import time
 
 from absl import app, flags, logging
 
-from pipelines.common import fail
+from .common import fail
 from srcnn_tf import records
 
 _D = records.RecordsConfig()  # the paper's values, one source of truth for the defaults
@@ -112,5 +112,10 @@ def main(argv: list[str]) -> None:
                  seconds)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -11,7 +11,7 @@ import os
 import numpy as np
 from absl import app, flags, logging
 
-from pipelines.common import fail
+from .common import fail
 from srcnn_tf import imaging, serving
 
 _IMAGE = flags.DEFINE_string("image", None, "Input image file.", required=True)
@@ -64,5 +64,10 @@ def _run() -> None:
     logging.info("wrote %s", _OUT.value)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -10,8 +10,9 @@ import os
 
 from absl import app, flags, logging
 
-from pipelines.common import fail
+from .common import fail
 from srcnn_tf import export
+from srcnn_tf import tflite as tflite_lib
 
 _SCALE = flags.DEFINE_integer("scale", 3, "Scale of the model to convert.", lower_bound=2)
 _MODELS = flags.DEFINE_string("models_dir", "saved_models", "Export root.")
@@ -23,8 +24,8 @@ _RECORDS = flags.DEFINE_string("records", None,
 _RUN_DIR = flags.DEFINE_string("run_dir", None,
                                "The training run of the model: its records calibrate int8.")
 _EVAL_DIR = flags.DEFINE_string("eval_dir", None, "HR images for the PSNR column (e.g. Set5).")
-_VARIANTS = flags.DEFINE_multi_enum("variant", list(export.TFLITE_VARIANTS),
-                                    list(export.TFLITE_VARIANTS), "Variants to write.")
+_VARIANTS = flags.DEFINE_multi_enum("variant", list(tflite_lib.VARIANTS),
+                                    list(tflite_lib.VARIANTS), "Variants to write.")
 
 
 def _run_records(run_dir: str | None) -> str | None:
@@ -53,7 +54,7 @@ def main(argv: list[str]) -> None:
         variants = tuple(v for v in variants if v != "int8")
     try:
         model_dir = _MODEL_DIR.value or export.latest_export(_MODELS.value, _SCALE.value)
-        result = export.export_tflite(model_dir, records, _EVAL_DIR.value, _SCALE.value,
+        result = tflite_lib.export_tflite(model_dir, records, _EVAL_DIR.value, _SCALE.value,
                                       variants)
     except (FileNotFoundError, ValueError) as e:
         fail(e)
@@ -61,5 +62,10 @@ def main(argv: list[str]) -> None:
         logging.info("wrote %s\n%s", result["dir"], f.read())
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

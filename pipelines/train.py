@@ -10,7 +10,7 @@ import os
 
 from absl import app, flags, logging
 
-from pipelines.common import fail
+from .common import fail
 from srcnn_tf import model as model_lib
 from srcnn_tf import train as train_lib
 
@@ -22,7 +22,7 @@ _RUN_DIR = flags.DEFINE_string("run_dir", None, "Run directory (created; resumed
                                required=True)
 _SCALE = flags.DEFINE_integer("scale", None, "Expected scale; checked against the records.",
                               lower_bound=2)
-_RECIPE = flags.DEFINE_enum("recipe", "fast", ["fast", "paper"],
+_RECIPE = flags.DEFINE_enum("recipe", "fast", sorted(train_lib.RECIPES),
                             "fast: the measured default (Adam, He init, cosine); paper: SGD "
                             "momentum 0.9, lr 1e-4 (last layer 1e-5), Gaussian init, constant lr. "
                             "Explicit flags override the recipe.")
@@ -94,25 +94,23 @@ def _check_model(value: str) -> bool:
 
 
 def config_from_flags() -> train_lib.TrainConfig:
-    recipe = train_lib.paper_recipe() if _RECIPE.value == "paper" else {}
-    init = _INIT.value or ("gaussian" if _RECIPE.value == "paper" else "he")
     chosen = {
         "optimizer": _OPTIMIZER.value, "learning_rate": _LR.value, "schedule": _SCHEDULE.value,
         "lr_multipliers": tuple(float(v) for v in _LR_MULT.value) if _LR_MULT.value else None,
+        "init": _INIT.value,
     }
-    recipe.update({k: v for k, v in chosen.items() if v is not None})
-    return train_lib.TrainConfig(
-        record_dir=_RECORDS.value, run_dir=_RUN_DIR.value, scale=_SCALE.value,
-        model=model_lib.ModelConfig(preset=_MODEL.value, n1=_N1.value, n2=_N2.value,
-                                    padding=_PADDING.value, init=init),
-        batch_size=_BATCH.value, epochs=_EPOCHS.value, max_steps=_MAX_STEPS.value,
-        max_minutes=_MAX_MINUTES.value, augment=_AUGMENT.value, cache=_CACHE.value,
-        seed=_SEED.value, deterministic=_DETERMINISTIC.value, val_every=_VAL_EVERY.value,
-        checkpoint_every=_CKPT_EVERY.value, log_every=_LOG_EVERY.value, keep_checkpoints=_KEEP.value,
+    return train_lib.make_config(
+        _RECORDS.value, _RUN_DIR.value, _RECIPE.value,
+        model_lib.ModelConfig(preset=_MODEL.value, n1=_N1.value, n2=_N2.value,
+                              padding=_PADDING.value),
+        scale=_SCALE.value, batch_size=_BATCH.value, epochs=_EPOCHS.value,
+        max_steps=_MAX_STEPS.value, max_minutes=_MAX_MINUTES.value, augment=_AUGMENT.value,
+        cache=_CACHE.value, seed=_SEED.value, deterministic=_DETERMINISTIC.value,
+        val_every=_VAL_EVERY.value, checkpoint_every=_CKPT_EVERY.value,
+        log_every=_LOG_EVERY.value, keep_checkpoints=_KEEP.value,
         mixed_precision="" if _MIXED.value == "none" else _MIXED.value,
         devices=tuple(_DEVICES.value), progress=_PROGRESS.value,
-        init_from=_INIT_FROM.value or "", **recipe,
-    )
+        init_from=_INIT_FROM.value or "", **{k: v for k, v in chosen.items() if v is not None})
 
 
 def main(argv: list[str]) -> None:
@@ -126,5 +124,10 @@ def main(argv: list[str]) -> None:
     logging.info("done: %s", json.dumps(summary))
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -10,8 +10,9 @@ import time
 
 from absl import app, flags, logging
 
-from pipelines.common import fail
+from .common import fail
 from srcnn_tf import export, imaging
+from srcnn_tf import upscale as upscale_lib
 
 _IMAGE = flags.DEFINE_string("image", None, "Input image (gray, RGB, RGBA, 16-bit).",
                              required=True)
@@ -19,7 +20,8 @@ _SCALE = flags.DEFINE_integer("scale", 3, "Upscaling factor (picks the newest mo
                               lower_bound=2)
 _OUT = flags.DEFINE_string("out", None, "Output PNG (default: <image>_x<scale>.png).")
 _MODEL = flags.DEFINE_string("model", None, "SavedModel version folder (default: newest).")
-_MODELS = flags.DEFINE_string("models_dir", "saved_models", "Export root searched by default.")
+_MODELS = flags.DEFINE_string("models_dir", None, "Export root searched for the newest model of "
+                              "--scale (default: ./saved_models, else the installed models).")
 _TILE = flags.DEFINE_integer("tile", 512, "Tile size on the output grid (memory bound).",
                              lower_bound=16)
 
@@ -36,14 +38,21 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     out = _OUT.value or f"{os.path.splitext(_IMAGE.value)[0]}_x{_SCALE.value}.png"
     try:
-        model_dir = _MODEL.value or export.latest_export(_MODELS.value, _SCALE.value)
+        models = _MODELS.value or export.default_models_dir()
+        model_dir = _MODEL.value or export.latest_export(models, _SCALE.value)
         start = time.perf_counter()
-        h, w = export.upscale_file(_IMAGE.value, out, model_dir, _TILE.value, _MAX_PIXELS.value)
+        h, w = upscale_lib.upscale_file(_IMAGE.value, out, model_dir, _TILE.value,
+                                        _MAX_PIXELS.value)
     except (FileNotFoundError, imaging.ImageError, ValueError) as e:
         fail(e)
     logging.info("%s -> %s (%dx%d) with %s in %.1f s", _IMAGE.value, out, w, h, model_dir,
                  time.perf_counter() - start)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

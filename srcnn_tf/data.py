@@ -43,14 +43,14 @@ def check_fit(geometry: Geometry, model: ModelConfig, scale: int | None = None) 
         raise ValueError(f"records are for x{geometry.scale}, training asked for x{scale}")
     if geometry.channels != model.channels:
         raise ValueError(f"records have {geometry.channels} channel(s), the model "
-                         f"{model.channels}: rebuild with --channels={model.channels}")
+                         f"{model.channels}: rebuild them with channels={model.channels}")
     out = model.output_size(geometry.patch_size)
     if out < 1:
         raise ValueError(f"{geometry.patch_size}x{geometry.patch_size} patches are too small "
                          f"for a {model.preset} model with valid padding")
     if geometry.label_size < out or (geometry.label_size - out) % 2:
-        hint = (f"--label_size={geometry.patch_size}" if model.padding == "same"
-                else f"--label_size={out} (or --padding=same)")
+        hint = (f"label_size={geometry.patch_size}" if model.padding == "same"
+                else f"label_size={out} (or train with padding='same')")
         raise ValueError(
             f"records hold {geometry.label_size}x{geometry.label_size} labels but a "
             f"{model.preset} model with {model.padding} padding outputs {out}x{out} from "
@@ -86,17 +86,6 @@ def random_dihedral(inp: tf.Tensor, lab: tf.Tensor, seed: tf.Tensor) -> tuple[tf
     return apply(inp), apply(lab)
 
 
-def verify_shards(record_dir: str, manifest: dict[str, Any]) -> None:
-    """Checks every shard's sha256 against the manifest; the error names the damaged shard."""
-    for shard in manifest["train"]["shards"]:
-        path = os.path.join(record_dir, shard["file"])
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{path}: shard listed in the manifest is missing")
-        if records.file_sha256(path) != shard["sha256"]:
-            raise ValueError(f"{path}: corrupt shard (sha256 differs from the manifest): "
-                             f"rebuild with make records ARGS=--overwrite")
-
-
 class TrainData:
     """The training split of a records folder as per-epoch tf.data pipelines.
 
@@ -112,7 +101,7 @@ class TrainData:
         self.manifest = records.load_manifest(record_dir)
         self.geometry = Geometry.from_manifest(self.manifest)
         if verify:
-            verify_shards(record_dir, self.manifest)
+            records.check_files(record_dir, self.manifest)
         self.files = [os.path.join(record_dir, s["file"]) for s in self.manifest["train"]["shards"]]
         self.batch_size = batch_size
         self.label_crop = label_crop

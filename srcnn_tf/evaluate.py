@@ -1,7 +1,5 @@
-"""The paper's evaluation: Y, modcrop, MATLAB bicubic, uint8, shave = scale; tables and files.
-
-One code path for every model kind: a *predictor* maps the bicubic-upscaled Y (float32
-(H, W, 1) in [0, 1]) to the SR Y of the same shape. Bicubic itself is the identity predictor.
+"""The paper's evaluation over any predictor: Y, modcrop, MATLAB bicubic, uint8, shave = scale;
+tables (Markdown, JSON, per-image CSV), SR images, and the PSNR of a run's checkpoints.
 """
 
 from __future__ import annotations
@@ -11,15 +9,14 @@ import dataclasses
 import json
 import logging
 import os
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from srcnn_tf import imaging, metrics
+from srcnn_tf import imaging, metrics, predictors
+from srcnn_tf.predictors import Predictor
 
 log = logging.getLogger("srcnn_tf.evaluate")
-
-Predictor = Callable[[np.ndarray], np.ndarray]
 
 # Published numbers (Dong et al., TPAMI 2016 Table; ECCV 2014 for 9-1-5): (PSNR, SSIM or None).
 PAPER = {
@@ -50,25 +47,6 @@ class Result:
                 "skipped": self.skipped}
 
 
-def prepare(path: str, scale: int,
-            max_pixels: int = imaging.MAX_PIXELS) -> tuple[np.ndarray, np.ndarray]:
-    """HR file -> (HR Y uint8 (H, W, 1) modcropped, bicubic input float32 (H, W, 1)).
-
-    Raises imaging.ImageError naming the file when it does not decode, declares more than
-    `max_pixels` pixels, or leaves nothing to measure once `scale` pixels are shaved.
-    """
-    y = imaging.modcrop(imaging.to_y(imaging.load_image(path, max_pixels=max_pixels)), scale)
-    if min(y.shape[:2]) <= 2 * scale:
-        raise imaging.ImageError(f"{path}: too small ({y.shape[1]}x{y.shape[0]} after cropping "
-                                 f"to a multiple of {scale}) to measure with {scale} pixels "
-                                 f"shaved")
-    return y, imaging.degrade(y.astype(np.float64) / 255.0, scale).astype(np.float32)
-
-
-def bicubic_predictor(x: np.ndarray) -> np.ndarray:
-    return x
-
-
 def evaluate_folder(predictor: Predictor, folder: str, scale: int, method: str,
                     set_name: str | None = None, save_dir: str | None = None,
                     max_pixels: int = imaging.MAX_PIXELS) -> Result:
@@ -85,12 +63,12 @@ def evaluate_folder(predictor: Predictor, folder: str, scale: int, method: str,
     per_image, skipped = [], []
     for path in paths:
         try:
-            hr, inp = prepare(path, scale, max_pixels)
+            hr, inp = predictors.test_pair(path, scale, max_pixels)
         except imaging.ImageError as e:
             log.warning("skipped %s", e)
             skipped.append(str(e))
             continue
-        sr = imaging.to_uint8(np.asarray(predictor(inp)).reshape(inp.shape))
+        sr = predictors.super_resolve_y(predictor, inp)
         per_image.append({
             "set": set_name, "scale": scale, "method": method,
             "image": os.path.relpath(path, folder),
@@ -111,14 +89,13 @@ def evaluate_folder(predictor: Predictor, folder: str, scale: int, method: str,
 
 
 def colour_sr(path: str, scale: int, sr_y: np.ndarray) -> np.ndarray:
-    """Colour output for an evaluated image: SR Y with the bicubic Cb/Cr of the same LR."""
+    """Colour output for an evaluated image: SR Y (uint8) with the bicubic Cb/Cr of the same LR."""
     img = imaging.modcrop(imaging.load_image(path), scale)
-    if img.shape[2] == 1:
-        return sr_y
-    ycc = imaging.rgb2ycbcr(img.astype(np.float64) / 255.0)
-    up = imaging.degrade(ycc[..., 1:], scale)
-    out = np.concatenate([sr_y.astype(np.float64) / 255.0, up], axis=2)
-    return imaging.to_uint8(imaging.ycbcr2rgb(out))
+    ycc = img.astype(np.float64) / 255.0
+    if img.shape[2] == 3:
+        ycc = imaging.rgb2ycbcr(ycc)
+        ycc = np.concatenate([ycc[..., :1], imaging.degrade(ycc[..., 1:], scale)], axis=2)
+    return predictors.merge_y(sr_y.astype(np.float64) / 255.0, ycc)
 
 
 def write_outputs(results: Sequence[Result], json_path: str | None, csv_path: str | None,
@@ -161,19 +138,6 @@ def markdown_table(results: Sequence[Result], paper: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def keras_predictor(model, model_config) -> Predictor:
-    """Predictor over a Keras SRCNN (edge-padded for 'valid' models, clipped to [0, 1])."""
-    import tensorflow as tf
-
-    from srcnn_tf.model import super_resolve
-
-    @tf.function(reduce_retracing=True)
-    def run(x):
-        return super_resolve(model, model_config, x)
-
-    return lambda x: run(tf.constant(x[None]))[0].numpy()
-
-
 def checkpoint_curve(run_dir: str, folder: str, scale: int) -> list[dict]:
     """PSNR on `folder` of every checkpoint kept in run_dir/checkpoints, with its wall time.
 
@@ -181,13 +145,12 @@ def checkpoint_curve(run_dir: str, folder: str, scale: int) -> list[dict]:
     """
     import tensorflow as tf
 
-    from srcnn_tf.train import load_model
+    from srcnn_tf.runs import RunDir, load_model
 
     model, model_cfg, _ = load_model(run_dir, "latest")
-    predictor = keras_predictor(model, model_cfg)
-    state = tf.train.get_checkpoint_state(os.path.join(run_dir, "checkpoints"))
+    predictor = predictors.keras_predictor(model, model_cfg)
     out = []
-    for path in state.all_model_checkpoint_paths:
+    for path in RunDir(run_dir).kept_checkpoints():
         elapsed = tf.Variable(0.0, dtype=tf.float64)
         step = tf.Variable(0, dtype=tf.int64)
         tf.train.Checkpoint(model=model, elapsed_seconds=elapsed, step=step).restore(
@@ -196,38 +159,3 @@ def checkpoint_curve(run_dir: str, folder: str, scale: int) -> list[dict]:
         out.append({"step": int(step.numpy()), "minutes": float(elapsed.numpy()) / 60,
                     "psnr": r.psnr, "ssim": r.ssim})
     return out
-
-
-def load_predictor(spec: str, num_threads: int | None = None) -> tuple[Predictor, str, dict]:
-    """'bicubic', a training run dir, a SavedModel (version dir or its parent), or a .tflite
-    file -> (predictor, method name, info such as the model's scale)."""
-    if spec == "bicubic":
-        return bicubic_predictor, "bicubic", {}
-    if spec.endswith(".tflite"):
-        if not os.path.isfile(spec):
-            raise FileNotFoundError(f"{spec}: no such TFLite file")
-        from srcnn_tf.export import TFLiteY
-
-        return TFLiteY(spec, num_threads), f"SRCNN tflite {os.path.basename(spec)}", {}
-    if os.path.isfile(os.path.join(spec, "config.json")):
-        from srcnn_tf.train import load_model
-
-        model, cfg, scale = load_model(spec)
-        name = f"SRCNN {cfg.preset} ({os.path.basename(os.path.normpath(spec))})"
-        return keras_predictor(model, cfg), name, {"scale": scale}
-    path = spec
-    if not os.path.isfile(os.path.join(path, "saved_model.pb")) and os.path.isdir(path):
-        from srcnn_tf.export import model_versions
-
-        versions = model_versions(path)
-        if versions:
-            path = os.path.join(path, str(max(versions)))
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        from srcnn_tf.export import saved_model_y_predictor
-
-        meta_path = os.path.join(path, "metadata.json")
-        meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {}
-        name = f"SRCNN {meta.get('preset', '')} (SavedModel {path})".replace("  ", " ")
-        return saved_model_y_predictor(path), name, {"scale": meta.get("scale")}
-    raise FileNotFoundError(f"{spec}: not 'bicubic', a run directory (config.json), a SavedModel "
-                            f"or a .tflite file")

@@ -1,4 +1,4 @@
-"""What users deploy: a versioned SavedModel for TF Serving, TFLite variants, tiled upscaling.
+"""What TF Serving loads: a versioned SavedModel with three signatures (TFLite: tflite.py).
 
 SavedModel signatures (names are a contract with tools outside this project):
   serving_default   image uint8 [batch, H, W, 3] LR RGB -> image uint8 [batch, S*H, S*W, 3]
@@ -11,18 +11,14 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import statistics
-import time
-from typing import Any, Callable, Iterator
+import sys
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from srcnn_tf import imaging, tf_imaging
-from srcnn_tf.model import ModelConfig, conv_layers, pad_for_valid
-
-TFLITE_VARIANTS = ("fp32", "fp16", "dynamic_int8", "int8")
-
+from srcnn_tf import runs, tf_imaging
+from srcnn_tf.model import ModelConfig, build_srcnn, conv_layers, pad_for_valid
 
 def _as_fed(x: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
     """`x` with its static shape hidden (a serialize/parse round trip), so that checks and
@@ -204,15 +200,12 @@ def export_run(run_dir: str, out_root: str, version: int | None = None,
     """Exports the best checkpoint of a training run, with its provenance in metadata.json
     (run folder name, records sources and fingerprint, the chain of warm starts: no machine
     paths)."""
-    from srcnn_tf.train import describe_init, load_model
-
-    model, config, scale = load_model(run_dir, "best")
-    info = describe_init(run_dir)
+    model, config, scale = runs.load_model(run_dir, "best")
+    info = runs.describe_init(run_dir)
     stage = info["chain"][-1]
-    with open(os.path.join(run_dir, "config.json")) as f:
-        cfg = json.load(f)
+    cfg = runs.RunDir(run_dir).config()
     meta: dict[str, Any] = {
-        "run": os.path.basename(os.path.normpath(os.path.abspath(run_dir))),
+        "run": runs.RunDir(run_dir).name,
         "val_psnr": stage.get("val_psnr"), "best_step": stage["steps"],
         "training_minutes": stage["minutes"],
         "training_data": cfg.get("records") or {"patches": cfg.get("records_patches"),
@@ -230,16 +223,13 @@ def reexport(saved_model_dir: str, out_root: str, version: int | None = None,
     """A new version of an exported model with the same weights, metadata and training curve,
     written by today's exporter (e.g. to serve an export made before a signature fix).
     Returns the new version's path."""
-    from srcnn_tf.model import build_srcnn
-    from srcnn_tf.train import warm_start
-
     source = os.path.normpath(saved_model_dir)
     with open(os.path.join(source, "metadata.json")) as f:
         old = json.load(f)
     config = ModelConfig(preset=old["preset"], n1=old["n1"], n2=old["n2"],
                          padding=old["padding"])
     model = build_srcnn(config, dtype="float32")
-    info = warm_start(model, config, source)
+    info = runs.warm_start(model, config, source)
     keep = {k: v for k, v in old.items() if k not in (
         "scale", "preset", "n1", "n2", "padding", "border", "max_pixels", "version", "created",
         "tensorflow", "source_run")}
@@ -261,16 +251,19 @@ def reexport(saved_model_dir: str, out_root: str, version: int | None = None,
 
 def write_training_curve(run_dir: str, csv_path: str) -> None:
     """step, minutes, loss, val_psnr of each validation event of the run (metrics.jsonl)."""
-    events = []
-    path = os.path.join(run_dir, "metrics.jsonl")
-    if os.path.exists(path):
-        with open(path) as f:
-            events = [json.loads(line) for line in f if line.strip()]
     with open(csv_path, "w") as f:
         f.write("step,minutes,loss,val_psnr\n")
-        for e in events:
+        for e in runs.RunDir(run_dir).metrics():
             if "val_psnr" in e:
                 f.write(f"{e['step']},{e['minutes']:.3f},{e['loss']:.6g},{e['val_psnr']:.4f}\n")
+
+
+def default_models_dir() -> str:
+    """`saved_models` in the working directory when there is one (a checkout), else the shipped
+    models that `pip install` put under <prefix>/share/srcnn-tf/saved_models."""
+    if os.path.isdir("saved_models"):
+        return "saved_models"
+    return os.path.join(sys.prefix, "share", "srcnn-tf", "saved_models")
 
 
 def latest_export(root: str, scale: int) -> str:
@@ -281,208 +274,3 @@ def latest_export(root: str, scale: int) -> str:
         raise FileNotFoundError(f"no exported x{scale} model under {base}: run "
                                 f"`make export SCALE={scale}` (after `make train`)")
     return os.path.join(base, str(max(versions)))
-
-
-def saved_model_y_predictor(path: str) -> Callable[[np.ndarray], np.ndarray]:
-    """Predictor (H, W, 1) float32 -> (H, W, 1) over a SavedModel's super_resolve_y."""
-    fn = tf.saved_model.load(path).signatures["super_resolve_y"]
-    return lambda x: fn(y=tf.constant(x[None], tf.float32))["y"][0].numpy()
-
-
-# ----------------------------------------------------------------------------- TFLite
-
-
-def representative_inputs(record_dir: str, count: int = 200, seed: int = 0) -> list[np.ndarray]:
-    """Training patches (1, P, P, 1) float32 for full-integer calibration, spread over the set."""
-    from srcnn_tf import records
-
-    manifest = records.load_manifest(record_dir)
-    total = manifest["train"]["patches"]
-    rng = np.random.default_rng(seed)
-    wanted = set(rng.choice(total, size=min(count, total), replace=False).tolist())
-    return [p["input"][None] for i, p in enumerate(records.read_patches(record_dir))
-            if i in wanted]
-
-
-def convert_tflite(saved_model_dir: str, variant: str,
-                   representative: list[np.ndarray] | None = None) -> bytes:
-    """TFLite flatbuffer of the `super_resolve_y` signature (dynamic height/width).
-
-    fp32; fp16 (weights in float16); dynamic_int8 (int8 weights, float activations); int8
-    (full-integer: int8 weights and activations calibrated on `representative`, float I/O).
-    """
-    # from_saved_model leaves this SavedModel's Keras 3 weights as resource variables
-    # (VAR_HANDLE/READ_VARIABLE, no weights in the file): freeze the signature first.
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
-
-    loaded = tf.saved_model.load(saved_model_dir)
-    frozen = convert_variables_to_constants_v2(loaded.signatures["super_resolve_y"])
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([frozen], loaded)
-    if variant == "fp16":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.target_spec.supported_types = [tf.float16]
-    elif variant == "dynamic_int8":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif variant == "int8":
-        if not representative:
-            raise ValueError("full-integer int8 needs representative inputs")
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = lambda: ([x.astype(np.float32)] for x in representative)
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    elif variant != "fp32":
-        raise ValueError(f"unknown TFLite variant {variant!r}; one of {TFLITE_VARIANTS}")
-    return conv.convert()
-
-
-class TFLiteY:
-    """LiteRT interpreter over a Y model, resized to each input; callable like a predictor."""
-
-    def __init__(self, path: str, num_threads: int | None = None) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        self.interpreter = Interpreter(model_path=path, num_threads=num_threads or os.cpu_count())
-        self._shape: tuple[int, ...] | None = None
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        it = self.interpreter
-        batch = x[None].astype(np.float32)
-        inp = it.get_input_details()[0]
-        if self._shape != batch.shape:
-            it.resize_tensor_input(inp["index"], batch.shape, strict=False)
-            it.allocate_tensors()
-            self._shape = batch.shape
-        it.set_tensor(inp["index"], batch)
-        it.invoke()
-        return it.get_tensor(it.get_output_details()[0]["index"])[0]
-
-
-def export_tflite(saved_model_dir: str, record_dir: str | None, eval_folder: str | None,
-                  scale: int, variants: tuple[str, ...] = TFLITE_VARIANTS,
-                  latency_size: int = 256, rounds: int = 20) -> dict[str, Any]:
-    """Writes `<saved_model_dir>/tflite/srcnn_x{S}_{variant}.tflite` and `report.md`.
-
-    The report gives size, PSNR on `eval_folder` (e.g. Set5) against the SavedModel, and median
-    latency on a latency_size^2 input with all CPU threads.
-    """
-    from srcnn_tf import evaluate
-
-    out_dir = os.path.join(saved_model_dir, "tflite")
-    os.makedirs(out_dir, exist_ok=True)
-    representative = representative_inputs(record_dir) if record_dir and "int8" in variants else None
-    rows: dict[str, dict[str, Any]] = {}
-    ref_psnr = None
-    if eval_folder:
-        ref_psnr = evaluate.evaluate_folder(saved_model_y_predictor(saved_model_dir), eval_folder,
-                                            scale, "savedmodel").psnr
-    x = np.random.default_rng(0).uniform(size=(latency_size, latency_size, 1)).astype(np.float32)
-    for variant in variants:
-        if variant == "int8" and not representative:
-            raise ValueError("the int8 variant needs the training records (record_dir) for "
-                             "calibration")
-        path = os.path.join(out_dir, f"srcnn_x{scale}_{variant}.tflite")
-        with open(path, "wb") as f:
-            f.write(convert_tflite(saved_model_dir, variant, representative))
-        runner = TFLiteY(path)
-        runner(x)
-        times = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            runner(x)
-            times.append(time.perf_counter() - start)
-        row: dict[str, Any] = {"file": os.path.basename(path), "bytes": os.path.getsize(path),
-                               "latency_ms": 1000 * statistics.median(times)}
-        if eval_folder:
-            row["psnr"] = evaluate.evaluate_folder(runner, eval_folder, scale, variant).psnr
-            row["psnr_loss"] = ref_psnr - row["psnr"]
-        rows[variant] = row
-    fp32_ms = rows.get("fp32", {}).get("latency_ms")
-    label = "/".join(os.path.normpath(os.path.abspath(saved_model_dir)).split(os.sep)[-2:])
-    lines = [f"# TFLite variants of {label}", "",
-             f"Latency: median of {rounds} runs on a {latency_size}x{latency_size} Y input, "
-             f"LiteRT with {os.cpu_count()} threads on this machine.", ""]
-    if eval_folder:
-        lines.append(f"PSNR: {os.path.basename(os.path.normpath(eval_folder))} x{scale}, paper "
-                     f"protocol; SavedModel reference {ref_psnr:.3f} dB.")
-        lines.append("")
-    lines += ["| variant | file | size (KiB) | PSNR (dB) | loss vs SavedModel (dB) | "
-              "latency (ms) | speed vs fp32 |", "|---|---|---|---|---|---|---|"]
-    for variant, r in rows.items():
-        speed = f"{fp32_ms / r['latency_ms']:.2f}x" if fp32_ms else ""
-        psnr = f"{r['psnr']:.3f}" if "psnr" in r else ""
-        loss = f"{r['psnr_loss']:+.3f}" if "psnr_loss" in r else ""
-        lines.append(f"| {variant} | {r['file']} | {r['bytes'] / 1024:.1f} | {psnr} | {loss} | "
-                     f"{r['latency_ms']:.2f} | {speed} |")
-    with open(os.path.join(out_dir, "report.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return {"variants": rows, "savedmodel_psnr": ref_psnr, "dir": out_dir}
-
-
-# ----------------------------------------------------------------------------- upscale
-
-
-def tiles(n: int, tile: int) -> Iterator[tuple[int, int]]:
-    """[start, stop) ranges covering 0..n in steps of `tile`."""
-    for start in range(0, n, tile):
-        yield start, min(n, start + tile)
-
-
-def _bicubic_region(image: np.ndarray, rows: tuple[np.ndarray, np.ndarray],
-                    cols: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Rows/columns of the whole image's MATLAB bicubic upscale, from the LR pixels they need.
-
-    image: uint8 (h, w, C); rows/cols: (weights, indices) slices of the whole-image
-    contributions. Returns float64 (rows, cols, C), YCbCr for colour input (resizing is linear,
-    so converting first is the same as converting after).
-    """
-    (rw, ri), (cw, ci) = rows, cols
-    lr = image[ri.min():ri.max() + 1, ci.min():ci.max() + 1].astype(np.float64) / 255.0
-    if lr.shape[2] == 3:
-        lr = imaging.rgb2ycbcr(lr)
-    up = np.einsum("op,opwc->owc", rw, lr[ri - ri.min()])
-    return np.einsum("op,ropc->roc", cw, up[:, ci - ci.min()])
-
-
-def upscale_array(image: np.ndarray, scale: int, predict_y: Callable[[np.ndarray], np.ndarray],
-                  border: int, tile: int = 512) -> np.ndarray:
-    """Super-resolves uint8 (H, W, 1 or 3) to uint8 (S*H, S*W, same C), tile by tile.
-
-    Tiles are cut on the HR grid with `border` (receptive-field radius) pixels of context; the
-    bicubic input of each is computed from the LR pixels it needs with the whole image's
-    weights, and edge-replicated only beyond the image's own borders. So the result equals
-    whole-image inference while memory is bounded by the tile size. Colour: SRCNN on Y,
-    bicubic Cb/Cr; a gray image is its own Y.
-    """
-    h, w, c = image.shape
-    hr_h, hr_w = h * scale, w * scale
-    out = np.empty((hr_h, hr_w, c), np.uint8)
-    rows = imaging.resize_contributions(h, hr_h, float(scale), antialiasing=False)
-    cols = imaging.resize_contributions(w, hr_w, float(scale), antialiasing=False)
-    for r0, r1 in tiles(hr_h, tile):
-        rlo, rhi = max(0, r0 - border), min(hr_h, r1 + border)
-        for c0, c1 in tiles(hr_w, tile):
-            clo, chi = max(0, c0 - border), min(hr_w, c1 + border)
-            up = _bicubic_region(image, (rows[0][rlo:rhi], rows[1][rlo:rhi]),
-                                 (cols[0][clo:chi], cols[1][clo:chi]))
-            pads = ((rlo - (r0 - border), r1 + border - rhi),
-                    (clo - (c0 - border), c1 + border - chi), (0, 0))
-            y = np.pad(up[..., :1], pads, mode="edge").astype(np.float32)
-            sr = np.asarray(predict_y(y))[border:border + r1 - r0, border:border + c1 - c0]
-            result = up[r0 - rlo:r1 - rlo, c0 - clo:c1 - clo].copy()
-            result[..., 0] = sr[..., 0]
-            out[r0:r1, c0:c1] = imaging.to_uint8(imaging.ycbcr2rgb(result) if c == 3 else result)
-    return out
-
-
-def upscale_file(path: str, out_path: str, model_dir: str, tile: int = 512,
-                 max_pixels: int = imaging.MAX_PIXELS) -> tuple[int, int]:
-    """Reads any image (gray, RGB, RGBA, 16-bit; EXIF orientation applied; at most
-    `max_pixels` declared pixels), writes the SR image; returns its (H, W)."""
-    with open(os.path.join(model_dir, "metadata.json")) as f:
-        meta = json.load(f)
-    image = imaging.load_image(path, max_pixels=max_pixels)
-    sr = upscale_array(image, meta["scale"], saved_model_y_predictor(model_dir), meta["border"],
-                       tile)
-    imaging.save_image(out_path, sr)
-    return sr.shape[0], sr.shape[1]

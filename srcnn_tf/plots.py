@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from srcnn_tf import evaluate, imaging, metrics  # noqa: E402
+from srcnn_tf import imaging, metrics, predictors  # noqa: E402
 
 
 def read_scalars(run_dir: str) -> dict[str, list[tuple[int, float, float]]]:
@@ -74,7 +74,7 @@ def plot_training(run_dir: str, out_path: str) -> str:
 def plot_filters(run_dir: str, out_path: str) -> str:
     """The first-layer filters as a grid (the paper's Figure of learned filters)."""
     from srcnn_tf.model import conv_layers
-    from srcnn_tf.train import load_model
+    from srcnn_tf.runs import load_model
 
     model, _, _ = load_model(run_dir)
     kernel = conv_layers(model)[0].kernel.numpy()[:, :, 0, :]  # (f1, f1, n1)
@@ -94,12 +94,12 @@ def plot_filters(run_dir: str, out_path: str) -> str:
     return out_path
 
 
-def plot_comparison(predictor: evaluate.Predictor, paths: Sequence[str], scale: int,
+def plot_comparison(predictor: predictors.Predictor, paths: Sequence[str], scale: int,
                     out_path: str, crop: int = 96) -> str:
     """HR / bicubic / SRCNN crops (centre of each image) with PSNR of the whole image in titles."""
     fig, axes = plt.subplots(len(paths), 3, figsize=(9, 3.1 * len(paths)), squeeze=False)
     for row, path in enumerate(paths):
-        hr, inp = evaluate.prepare(path, scale)
+        hr, inp = predictors.test_pair(path, scale)
         bic = imaging.to_uint8(inp)
         sr = imaging.to_uint8(np.asarray(predictor(inp)).reshape(inp.shape))
         h, w = hr.shape[:2]

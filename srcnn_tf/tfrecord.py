@@ -213,3 +213,12 @@ def read_records(path: str | os.PathLike, compression: str = "") -> Iterator[byt
 
 
 __all__ = ["encode_example", "decode_example", "TFRecordWriter", "read_records"]
+
+
+def file_sha256(path: str) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import struct
 import subprocess
 import sys
@@ -15,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srcnn_tf import evaluate, export, imaging, records
+from srcnn_tf import evaluate, export, imaging, predictors, records
+from srcnn_tf import upscale as upscale_lib
 from srcnn_tf.model import ModelConfig, build_srcnn
 
 from conftest import ROOT, natural_like
@@ -116,12 +116,12 @@ def tiny_model(tmp_path_factory):
 def test_upscale_takes_each_readable_file_as_displayed(awkward_dir, tiny_model, tmp_path):
     for name, (h, w) in GOOD.items():
         out = tmp_path / (name.replace("/", "_") + ".png")
-        assert export.upscale_file(str(awkward_dir / name), str(out), tiny_model) == \
+        assert upscale_lib.upscale_file(str(awkward_dir / name), str(out), tiny_model) == \
             (SCALE * h, SCALE * w), name
         assert Image.open(out).size == (SCALE * w, SCALE * h)
     for name, why in BAD.items():
         with pytest.raises(imaging.ImageError, match=why) as e:
-            export.upscale_file(str(awkward_dir / name), str(tmp_path / "x.png"), tiny_model)
+            upscale_lib.upscale_file(str(awkward_dir / name), str(tmp_path / "x.png"), tiny_model)
         assert name in str(e.value)
 
 
@@ -137,7 +137,7 @@ def test_upscale_command_answers_a_bad_file_with_one_line(awkward_dir, tiny_mode
 
 
 def test_evaluate_measures_the_readable_images_and_lists_the_rest(awkward_dir):
-    result = evaluate.evaluate_folder(evaluate.bicubic_predictor, str(awkward_dir), SCALE,
+    result = evaluate.evaluate_folder(predictors.bicubic_predictor, str(awkward_dir), SCALE,
                                       "bicubic")
     assert result.images == len(GOOD)
     assert len(result.skipped) == len(BAD) + 1

@@ -10,7 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from srcnn_tf import evaluate, export, imaging
+from srcnn_tf import evaluate, export, imaging, predictors
+from srcnn_tf import tflite as tflite_lib
 from srcnn_tf import train as train_lib
 from srcnn_tf.model import ModelConfig
 
@@ -47,7 +48,7 @@ def test_same_model_same_psnr_as_checkpoint_savedmodel_tflite(tmp_path):
                                           batch_size=16, max_steps=40, val_every=20,
                                           progress=False, learning_rate=3e-3))
     path = export.export_run(str(run), str(tmp_path / "sm"))
-    result = export.export_tflite(path, None, None, 3, variants=("fp32",), rounds=1,
+    result = tflite_lib.export_tflite(path, None, None, 3, variants=("fp32",), rounds=1,
                                   latency_size=16)
     tflite = os.path.join(result["dir"], "srcnn_x3_fp32.tflite")
     test_dir = tmp_path / "test"
@@ -56,7 +57,7 @@ def test_same_model_same_psnr_as_checkpoint_savedmodel_tflite(tmp_path):
         imaging.save_image(test_dir / f"t{i}.png", natural_like(60, 66, seed=70 + i))
     psnr = {}
     for spec in (str(run), path, tflite, "bicubic"):
-        predictor, name, _ = evaluate.load_predictor(spec)
+        predictor, name, _ = predictors.load_predictor(spec)
         psnr[spec] = evaluate.evaluate_folder(predictor, str(test_dir), 3, name).psnr
     assert abs(psnr[str(run)] - psnr[path]) <= 0.01
     assert abs(psnr[str(run)] - psnr[tflite]) <= 0.01
@@ -68,18 +69,18 @@ def test_colour_outputs_and_unknown_model(tmp_path):
     src.mkdir()
     imaging.save_image(src / "a.png", natural_like(30, 33, seed=1))
     imaging.save_image(src / "g.png", natural_like(30, 33, c=1, seed=2))
-    r = evaluate.evaluate_folder(evaluate.bicubic_predictor, str(src), 3, "bicubic",
+    r = evaluate.evaluate_folder(predictors.bicubic_predictor, str(src), 3, "bicubic",
                                  save_dir=str(tmp_path / "out"))
     assert r.images == 2
     colour = imaging.load_image(tmp_path / "out" / "set_x3_a.png")
     assert colour.shape == (30, 33, 3)
     # Its Y is the bicubic Y that was scored (but where RGB clipping of saturated colours moves it).
-    hr, inp = evaluate.prepare(str(src / "a.png"), 3)
+    hr, inp = predictors.test_pair(str(src / "a.png"), 3)
     diff = np.abs(imaging.to_y(colour).astype(int) - imaging.to_uint8(inp))
     assert np.mean(diff <= 1) > 0.95
     assert imaging.load_image(tmp_path / "out" / "set_x3_g.png").shape == (30, 33, 1)
     with pytest.raises(FileNotFoundError, match="not 'bicubic'"):
-        evaluate.load_predictor(str(tmp_path))
+        predictors.load_predictor(str(tmp_path))
 
 
 def test_markdown_table_layout():
@@ -102,7 +103,7 @@ def test_shipped_models_reproduce_the_readme_table(shared_data, name):
     if not path.is_dir():
         pytest.skip(f"{path} not shipped in this checkout")
     scale, expected = SHIPPED[name]
-    predictor, _, info = evaluate.load_predictor(str(path))
+    predictor, _, info = predictors.load_predictor(str(path))
     assert info["scale"] == scale
     result = evaluate.evaluate_folder(predictor, str(shared_data / "Set5"), scale, name)
     assert abs(result.psnr - expected) <= 0.01

@@ -14,7 +14,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from srcnn_tf import evaluate, export, imaging, serving
+from srcnn_tf import evaluate, export, imaging, predictors, runs, serving
+from srcnn_tf import tflite as tflite_lib
+from srcnn_tf import upscale as upscale_lib
 from srcnn_tf import train as train_lib
 from srcnn_tf.model import ModelConfig, super_resolve
 
@@ -135,7 +137,7 @@ def test_saved_model_cli_lists_the_signatures(trained):
 
 
 def test_signatures_after_load(trained, loaded):
-    model, cfg, _ = train_lib.load_model(trained["run"])
+    model, cfg, _ = runs.load_model(trained["run"])
     y = np.random.default_rng(0).uniform(size=(2, 30, 26, 1)).astype(np.float32)
     got = loaded.signatures["super_resolve_y"](y=tf.constant(y))["y"].numpy()
     np.testing.assert_allclose(got, super_resolve(model, cfg, tf.constant(y)).numpy(), atol=1e-6)
@@ -172,7 +174,7 @@ def test_encoded_accepts_gray_rgba_and_jpeg(loaded):
 
 def test_in_graph_input_checks(trained):
     # A model with a small cap, to check the rejection without allocating gigabytes.
-    model, cfg, _ = train_lib.load_model(trained["run"])
+    model, cfg, _ = runs.load_model(trained["run"])
     path = export.export_saved_model(model, cfg, 3, trained["root"] + "_cap", max_pixels=90_000)
     sig = tf.saved_model.load(path).signatures
     with pytest.raises(tf.errors.InvalidArgumentError, match="3 channel"):
@@ -275,8 +277,8 @@ def test_serving_default_matches_paper_protocol(shared_data, tmp_path):
     cfg = ModelConfig(n1=4, n2=2)
     model = _identity_srcnn(cfg)
     folder = str(shared_data / "Set5")
-    ref = evaluate.evaluate_folder(evaluate.keras_predictor(model, cfg), folder, 3, "m").psnr
-    assert abs(ref - 30.39) < 0.01
+    ref = evaluate.evaluate_folder(predictors.keras_predictor(model, cfg), folder, 3, "m").psnr
+    assert abs(ref - evaluate.PAPER[("Set5", 3, "bicubic")][0]) < 0.01
     sig = tf.saved_model.load(export.export_saved_model(model, cfg, 3, str(tmp_path))
                               ).signatures["serving_default"]
     values = []
@@ -288,19 +290,19 @@ def test_serving_default_matches_paper_protocol(shared_data, tmp_path):
 
 
 def test_tflite_variants(trained, tmp_path):
-    result = export.export_tflite(trained["path"], trained["records"], None, 3, rounds=2,
+    result = tflite_lib.export_tflite(trained["path"], trained["records"], None, 3, rounds=2,
                                   latency_size=32)
     report = open(os.path.join(result["dir"], "report.md")).read()
     hr = natural_like(42, 48, c=1, seed=11).astype(np.float64) / 255.0
     y = imaging.degrade(hr, 3).astype(np.float32)  # an input like the calibration patches
-    ref = export.saved_model_y_predictor(trained["path"])(y)
+    ref = predictors.saved_model_y_predictor(trained["path"])(y)
     # (max, mean) absolute error against the SavedModel, values in [0, 1]; the model is barely
     # trained, so int8 errors are larger than with real weights (see the report's PSNR).
     tolerance = {"fp32": (1e-5, 1e-6), "fp16": (5e-3, 1e-3), "dynamic_int8": (0.15, 0.03),
                  "int8": (0.15, 0.03)}
     for variant, (tol_max, tol_mean) in tolerance.items():
         assert variant in report
-        runner = export.TFLiteY(os.path.join(result["dir"], f"srcnn_x3_{variant}.tflite"))
+        runner = predictors.TFLiteY(os.path.join(result["dir"], f"srcnn_x3_{variant}.tflite"))
         for shape in ((42, 48, 1), (17, 40, 1)):  # dynamic height/width
             assert runner(np.resize(y, shape)).shape == shape
         err = np.abs(runner(y) - ref)
@@ -308,19 +310,19 @@ def test_tflite_variants(trained, tmp_path):
 
 
 def test_upscale_tiles_equal_whole_image(trained, tmp_path):
-    predict = export.saved_model_y_predictor(trained["path"])
+    predict = predictors.saved_model_y_predictor(trained["path"])
     for c in (1, 3):
         img = natural_like(41, 53, c=c, seed=c)
-        whole = export.upscale_array(img, 3, predict, 8, tile=1000)
-        tiled = export.upscale_array(img, 3, predict, 8, tile=29)
+        whole = upscale_lib.upscale_array(img, 3, predict, 8, tile=1000)
+        tiled = upscale_lib.upscale_array(img, 3, predict, 8, tile=29)
         assert whole.shape == (123, 159, c)
         np.testing.assert_array_equal(whole, tiled)
     # The Y of the whole-image result is the paper protocol's SR (model on bicubic Y).
     img = natural_like(30, 33, c=1, seed=9)
-    model, cfg, _ = train_lib.load_model(trained["run"])
+    model, cfg, _ = runs.load_model(trained["run"])
     up = imaging.imresize(img.astype(np.float64) / 255.0, scale=3).astype(np.float32)
     ref = imaging.to_uint8(super_resolve(model, cfg, tf.constant(up[None]))[0].numpy())
-    got = export.upscale_array(img, 3, predict, 8, tile=40)
+    got = upscale_lib.upscale_array(img, 3, predict, 8, tile=40)
     assert np.abs(got.astype(int) - ref).max() <= 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from srcnn_tf import imaging, records
+from srcnn_tf import patches as patches_lib
 
 from conftest import ROOT, natural_like
 
@@ -33,8 +35,8 @@ def _recompute(image_dir, sample, scale, patch, label, aug=0, channels=1):
     hr = imaging.to_y(img) if channels == 1 else (np.repeat(img, 3, 2) if img.shape[2] == 1 else img)
     if aug:
         si, flip, k = aug // 8, (aug // 4) % 2, aug % 4
-        if records.AUG_SCALES[si] != 1.0:
-            hr = imaging.imresize(hr, scale=records.AUG_SCALES[si])
+        if patches_lib.AUG_SCALES[si] != 1.0:
+            hr = imaging.imresize(hr, scale=patches_lib.AUG_SCALES[si])
         hr = np.rot90(hr[:, ::-1] if flip else hr, k)
     hr = imaging.modcrop(hr, scale).astype(np.float64) / 255.0
     inp = imaging.imresize(imaging.imresize(hr, scale=1 / scale), output_shape=hr.shape[:2])
@@ -227,8 +229,10 @@ def test_t91_patch_count_matches_paper_order(shared_data, tmp_path):
     cfg = records.RecordsConfig(input_dirs=(str(shared_data / "T91"),), out_dir=str(tmp_path),
                                 progress=False, workers=2)
     manifest = records.build_records(cfg)
-    assert 20_000 <= manifest["train"]["patches"] <= 25_000
-    assert manifest["duplicates"] == 1  # t36.bmp == t65.bmp
+    # 33x33 patches, stride 14, 86 training images (4 held out, t65.bmp a duplicate): the
+    # count is deterministic.
+    assert manifest["train"]["patches"] == 20_961 and manifest["train"]["images"] == 86
+    assert manifest["duplicates"] == 1 and manifest["val"]["images"] == 4  # t36.bmp == t65.bmp
 
 
 def test_tfds_source(tmp_path):
@@ -247,3 +251,36 @@ def test_tfds_source(tmp_path):
     assert manifest["train"]["patches"] > 0 and again.get("up_to_date")
     sample = next(records.read_patches(cfg.record_dir))
     assert sample["input"].shape == (9, 9, 1) and sample["source"] in ids
+
+
+def test_several_folders_in_one_set(image_dir, tmp_path, caplog):
+    """DATA=a,b: every folder's images, ids prefixed by folder name, per-folder counts in the
+    manifest; the fingerprint covers the folder list, so adding one rebuilds (and says so)."""
+    other = tmp_path / "more"
+    other.mkdir()
+    for i in range(2):
+        imaging.save_image(other / f"m{i}.png", natural_like(50, 58, seed=20 + i))
+    imaging.save_image(other / "a.png", natural_like(44, 46, seed=30))  # same name, other folder
+    one = records.build_records(_config(image_dir, tmp_path / "one", val_fraction=0.0))
+    cfg = dataclasses.replace(_config(image_dir, tmp_path / "one", val_fraction=0.0),
+                              input_dirs=(str(image_dir), str(other)))
+    with caplog.at_level("WARNING"):
+        both = records.build_records(cfg)
+    assert "replacing records built from images with records from images, more" in caplog.text
+    ids = [s["id"] for s in both["sources"]]
+    assert "images/a.png" in ids and "more/a.png" in ids and "images/sub/c.png" in ids
+    assert [(f["prefix"], f["train_images"]) for f in both["folders"]] == \
+        [("images/", 5), ("more/", 3)]
+    assert both["train"]["patches"] == one["train"]["patches"] + both["folders"][1]["patches"]
+    assert records.describe(both)["sources"] == ["images", "more"]
+    assert records.build_records(cfg)["up_to_date"]
+    assert "x3: " in records.summary(both) and "(images: " in records.summary(both)
+    with pytest.raises(ValueError, match="given twice"):
+        records.build_records(dataclasses.replace(cfg, input_dirs=(str(other), str(other))))
+
+
+def test_pipeline_takes_comma_separated_folders(image_dir, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pipelines.make_records",
+                        f"--input_dir={image_dir},{tmp_path / 'missing'}", f"--out_dir={tmp_path}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "not a directory" in r.stderr and "missing" in r.stderr

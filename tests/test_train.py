@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from srcnn_tf import runs
 from srcnn_tf import train as train_lib
 from srcnn_tf.model import ModelConfig
 
@@ -57,14 +58,14 @@ def test_a_few_steps_lower_the_loss(record_dir, tmp_path):
 def test_resume_restores_step_and_weights(record_dir, tmp_path):
     run = tmp_path / "run"
     train_lib.train(_config(record_dir, run, max_steps=10, schedule="constant"))
-    model_a, _, _ = train_lib.load_model(str(run), "latest")
+    model_a, _, _ = runs.load_model(str(run), "latest")
     first = json.loads((run / "summary.json").read_text())
     again = train_lib.train(_config(record_dir, run, max_steps=10, schedule="constant"))  # nothing left to do
     assert again["steps"] == 10 and again == first
     json.loads((run / "summary.json").read_text(), parse_constant=_no_nan)  # still strict JSON
     for line in (run / "metrics.jsonl").read_text().splitlines():
         json.loads(line, parse_constant=_no_nan)
-    model_b, _, _ = train_lib.load_model(str(run), "latest")
+    model_b, _, _ = runs.load_model(str(run), "latest")
     for a, b in zip(model_a.weights, model_b.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     # Continuing to 20 steps in two sessions equals 20 steps in one (deterministic data; a
@@ -72,8 +73,8 @@ def test_resume_restores_step_and_weights(record_dir, tmp_path):
     train_lib.train(_config(record_dir, run, max_steps=20, schedule="constant"))
     straight = tmp_path / "straight"
     train_lib.train(_config(record_dir, straight, max_steps=20, schedule="constant"))
-    model_c, _, _ = train_lib.load_model(str(run), "latest")
-    model_d, _, _ = train_lib.load_model(str(straight), "latest")
+    model_c, _, _ = runs.load_model(str(run), "latest")
+    model_d, _, _ = runs.load_model(str(straight), "latest")
     for c, d in zip(model_c.weights, model_d.weights):
         np.testing.assert_allclose(c.numpy(), d.numpy(), rtol=1e-4, atol=1e-6)
     assert [e["step"] for e in _losses(run)] == [e["step"] for e in _losses(straight)]
@@ -88,13 +89,13 @@ def test_warm_start_from_a_run_or_an_export_and_its_chain(record_dir, tmp_path):
 
     first = tmp_path / "first"
     train_lib.train(_config(record_dir, first, max_steps=10))
-    source, _, _ = train_lib.load_model(str(first), "best")
+    source, _, _ = runs.load_model(str(first), "best")
     exported = export.export_run(str(first), str(tmp_path / "models"))
     for init in (str(first), exported):
         run = tmp_path / f"warm_{os.path.basename(init)}"
         cfg = _config(record_dir, run, max_steps=1, learning_rate=1e-12, schedule="constant")
         train_lib.train(dataclasses.replace(cfg, init_from=init))
-        warmed, _, _ = train_lib.load_model(str(run), "latest")
+        warmed, _, _ = runs.load_model(str(run), "latest")
         for a, b in zip(source.weights, warmed.weights):  # one step at lr ~0: the same weights
             np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
         init_record = json.loads((run / "config.json").read_text())["init"]
@@ -132,7 +133,7 @@ def test_nan_loss_stops_with_a_clear_message(record_dir, tmp_path):
                   schedule="constant", max_steps=200, checkpoint_every=1)
     with pytest.raises(FloatingPointError, match="loss became"):
         train_lib.train(cfg)
-    model, _, _ = train_lib.load_model(str(tmp_path / "run"), "latest")
+    model, _, _ = runs.load_model(str(tmp_path / "run"), "latest")
     assert all(np.isfinite(w.numpy()).all() for w in model.weights)
 
 

@@ -1,0 +1,78 @@
+"""Optimisers of a run: per-layer learning rates, schedules, float16 loss scaling."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from srcnn_tf.model import conv_layers
+
+
+class Schedule(keras.optimizers.schedules.LearningRateSchedule):
+    """constant / cosine (to 1 %) / step decay over `total_steps`, times a layer multiplier."""
+
+    def __init__(self, base: float, kind: str, total_steps: int, step_every: int,
+                 step_factor: float) -> None:
+        self.base, self.kind, self.total = base, kind, max(1, total_steps)
+        self.step_every, self.step_factor = step_every, step_factor
+
+    def __call__(self, step: tf.Tensor) -> tf.Tensor:
+        t = tf.cast(step, tf.float32)
+        if self.kind == "cosine":
+            frac = tf.minimum(t / self.total, 1.0)
+            return self.base * (0.01 + 0.99 * 0.5 * (1.0 + tf.cos(math.pi * frac)))
+        if self.kind == "step":
+            if self.step_every:
+                n = tf.floor(t / self.step_every)
+            else:
+                n = tf.cast(t >= 0.5 * self.total, tf.float32) + tf.cast(t >= 0.75 * self.total,
+                                                                         tf.float32)
+            return self.base * tf.pow(self.step_factor, n)
+        return tf.constant(self.base, tf.float32)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"base": self.base, "kind": self.kind, "total_steps": self.total,
+                "step_every": self.step_every, "step_factor": self.step_factor}
+
+
+class LossScale:
+    """Dynamic loss scaling for float16 (halve on overflow, double after 2000 good steps)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.scale = tf.Variable(2.0**15 if enabled else 1.0, trainable=False, dtype=tf.float32)
+        self.good = tf.Variable(0, trainable=False, dtype=tf.int64)
+
+    def update(self, grads: list[tf.Tensor]) -> tuple[list[tf.Tensor], tf.Tensor]:
+        if not self.enabled:
+            return grads, tf.constant(True)
+        grads = [g / self.scale for g in grads]
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+        self.good.assign(tf.where(finite, self.good + 1, 0))
+        new_scale = tf.where(finite, tf.where(self.good >= 2000, self.scale * 2, self.scale),
+                             self.scale / 2)
+        self.good.assign(tf.where(self.good >= 2000, tf.zeros_like(self.good), self.good))
+        self.scale.assign(new_scale)
+        return grads, finite
+
+
+def make_optimizers(config: Any, model: keras.Model, total_steps: int):
+    """One optimiser per distinct layer multiplier: Adam's update ignores gradient scale, so a
+    per-layer learning rate needs its own optimiser. Returns [(optimiser, [variables])]."""
+    groups: dict[float, list[tf.Variable]] = {}
+    for layer, mult in zip(conv_layers(model), config.lr_multipliers):
+        groups.setdefault(mult, []).extend(layer.trainable_variables)
+    out = []
+    for mult, variables in groups.items():
+        lr = Schedule(config.learning_rate * mult, config.schedule, total_steps,
+                       config.step_every, config.step_factor)
+        if config.optimizer == "adam":
+            opt = keras.optimizers.Adam(lr)
+        else:
+            opt = keras.optimizers.SGD(lr, momentum=0.9)
+        opt.build(variables)
+        out.append((opt, variables))
+    return out

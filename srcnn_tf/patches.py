@@ -1,0 +1,80 @@
+"""The patch geometry of the records: HR preparation, augmentation, the degraded/bicubic pair,
+the paper's patch grid, and the Example each patch becomes. No TensorFlow (workers import it)."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from srcnn_tf import imaging, tfrecord
+
+# Example keys. input/label: float32 raw bytes, row-major HxWxC, values in ~[0, 1].
+FEATURES = ("input", "label", "source", "row", "col", "aug", "height", "width")
+AUG_SCALES = (1.0, 0.9, 0.8, 0.7, 0.6)  # FSRCNN's downscaled copies
+AUG_ROTATIONS = 4  # rot90 k = 0..3; with a flip: 8 dihedral variants
+
+
+def prepare_hr(image: np.ndarray, channels: int) -> np.ndarray:
+    """uint8 HxWx{1,3} -> uint8 HxWxC: Y (channels=1) or RGB (channels=3; gray replicated)."""
+    if channels == 1:
+        return imaging.to_y(image)
+    return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
+
+
+def augment_variants(hr: np.ndarray, augment: bool) -> Iterator[tuple[int, np.ndarray]]:
+    """(aug id, uint8 HR) pairs: id = scale_index * 8 + flip * 4 + k (rot90 k times).
+
+    Without augmentation only id 0 (the image itself). With it: FSRCNN's downscaled copies
+    (MATLAB bicubic, rounded to uint8) times the 8 flips/rotations.
+    """
+    if not augment:
+        yield 0, hr
+        return
+    for si, s in enumerate(AUG_SCALES):
+        base = hr if s == 1.0 else imaging.imresize(hr, scale=s)
+        for flip in (0, 1):
+            img = base[:, ::-1] if flip else base
+            for k in range(AUG_ROTATIONS):
+                yield si * 8 + flip * 4 + k, np.ascontiguousarray(np.rot90(img, k))
+
+
+def make_pair(hr_uint8: np.ndarray, scale: int, blur_sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 HR HxWxC -> (input, label) float32 HxWxC, modcropped: bicubic-degraded and HR / 255."""
+    hr = imaging.modcrop(hr_uint8, scale).astype(np.float64) / 255.0
+    return imaging.degrade(hr, scale, blur_sigma).astype(np.float32), hr.astype(np.float32)
+
+
+def patch_positions(height: int, width: int, patch_size: int, stride: int) -> list[tuple[int, int]]:
+    """Top-left corners of the paper's patch grid (MATLAB `1:stride:h-size+1`, 0-based)."""
+    return [
+        (r, c)
+        for r in range(0, height - patch_size + 1, stride)
+        for c in range(0, width - patch_size + 1, stride)
+    ]
+
+
+def extract_patches(
+    inp: np.ndarray, label: np.ndarray, patch_size: int, label_size: int, stride: int
+) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """(row, col, input patch PxPxC, centred label patch LxLxC) for every grid position."""
+    p, l = patch_size, label_size
+    pad = (p - l) // 2
+    for r, c in patch_positions(inp.shape[0], inp.shape[1], p, stride):
+        yield r, c, inp[r : r + p, c : c + p], label[r + pad : r + pad + l, c + pad : c + pad + l]
+
+
+def encode_example(inp: np.ndarray, label: np.ndarray, source: int, row: int, col: int, aug: int) -> bytes:
+    return tfrecord.encode_example(
+        {
+            "input": np.ascontiguousarray(inp, dtype=np.float32).tobytes(),
+            "label": np.ascontiguousarray(label, dtype=np.float32).tobytes(),
+            "source": source,
+            "row": row,
+            "col": col,
+            "aug": aug,
+            "height": int(inp.shape[0]),
+            "width": int(inp.shape[1]),
+        }
+    )
+

@@ -1,0 +1,143 @@
+"""Every model kind behind one call, and the one colour path.
+
+A *predictor* maps the bicubic-upscaled Y, float32 (H, W, 1) in [0, 1], to the SR Y of the same
+shape and range. Bicubic itself is the identity predictor; Keras models, SavedModels and TFLite
+files are the others. Colour output is always SR on Y with the bicubic Cb/Cr (`merge_y`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable, Iterable
+
+import numpy as np
+
+from srcnn_tf import imaging, metrics
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
+def bicubic_predictor(x: np.ndarray) -> np.ndarray:
+    return x
+
+
+def keras_predictor(model, model_config) -> Predictor:
+    """A Keras SRCNN as a predictor (edge-replicated borders, clipped to [0, 1])."""
+    import tensorflow as tf
+
+    from srcnn_tf.model import super_resolve
+
+    @tf.function(reduce_retracing=True)
+    def run(x):
+        return super_resolve(model, model_config, x)
+
+    return lambda x: run(tf.constant(x[None], tf.float32))[0].numpy()
+
+
+def saved_model_y_predictor(path: str) -> Predictor:
+    """A SavedModel's `super_resolve_y` signature as a predictor."""
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(path).signatures["super_resolve_y"]
+    return lambda x: fn(y=tf.constant(x[None], tf.float32))["y"][0].numpy()
+
+
+class TFLiteY:
+    """LiteRT interpreter over a Y model, resized to each input; callable like a predictor."""
+
+    def __init__(self, path: str, num_threads: int | None = None) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=path, num_threads=num_threads or os.cpu_count())
+        self._shape: tuple[int, ...] | None = None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        it = self.interpreter
+        batch = x[None].astype(np.float32)
+        inp = it.get_input_details()[0]
+        if self._shape != batch.shape:
+            it.resize_tensor_input(inp["index"], batch.shape, strict=False)
+            it.allocate_tensors()
+            self._shape = batch.shape
+        it.set_tensor(inp["index"], batch)
+        it.invoke()
+        return it.get_tensor(it.get_output_details()[0]["index"])[0]
+
+
+def newest_version(path: str) -> str:
+    """`path` itself when it is a SavedModel, else its highest numeric version folder."""
+    if os.path.isfile(os.path.join(path, "saved_model.pb")) or not os.path.isdir(path):
+        return path
+    versions = [int(d) for d in os.listdir(path) if d.isdigit()]
+    return os.path.join(path, str(max(versions))) if versions else path
+
+
+def load_predictor(spec: str, num_threads: int | None = None) -> tuple[Predictor, str, dict]:
+    """'bicubic', a training run dir, a SavedModel (version dir or its parent), or a .tflite
+    file -> (predictor, method name, info such as the model's scale)."""
+    if spec == "bicubic":
+        return bicubic_predictor, "bicubic", {}
+    if spec.endswith(".tflite"):
+        if not os.path.isfile(spec):
+            raise FileNotFoundError(f"{spec}: no such TFLite file")
+        return TFLiteY(spec, num_threads), f"SRCNN tflite {os.path.basename(spec)}", {}
+    if os.path.isfile(os.path.join(spec, "config.json")):
+        from srcnn_tf.runs import load_model
+
+        model, cfg, scale = load_model(spec)
+        name = f"SRCNN {cfg.preset} ({os.path.basename(os.path.normpath(spec))})"
+        return keras_predictor(model, cfg), name, {"scale": scale}
+    path = newest_version(spec)
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        meta_path = os.path.join(path, "metadata.json")
+        meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {}
+        name = f"SRCNN {meta.get('preset', '')} (SavedModel {path})".replace("  ", " ")
+        return saved_model_y_predictor(path), name, {"scale": meta.get("scale")}
+    raise FileNotFoundError(f"{spec}: not 'bicubic', a run directory (config.json), a SavedModel "
+                            f"or a .tflite file")
+
+
+# ----------------------------------------------------------------------------- the protocol
+
+
+def test_pair(path: str, scale: int,
+              max_pixels: int = imaging.MAX_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+    """HR file -> (HR Y uint8 (H, W, 1) modcropped, bicubic input float32 (H, W, 1)).
+
+    Raises imaging.ImageError naming the file when it does not decode, declares more than
+    `max_pixels` pixels, or leaves nothing to measure once `scale` pixels are shaved.
+    """
+    y = imaging.modcrop(imaging.to_y(imaging.load_image(path, max_pixels=max_pixels)), scale)
+    if min(y.shape[:2]) <= 2 * scale:
+        raise imaging.ImageError(f"{path}: too small ({y.shape[1]}x{y.shape[0]} after cropping "
+                                 f"to a multiple of {scale}) to measure with {scale} pixels "
+                                 f"shaved")
+    return y, imaging.degrade(y.astype(np.float64) / 255.0, scale).astype(np.float32)
+
+
+def super_resolve_y(predictor: Predictor, inp: np.ndarray) -> np.ndarray:
+    """The predictor's answer for a bicubic input, rounded to uint8 like the papers' outputs."""
+    return imaging.to_uint8(np.asarray(predictor(inp)).reshape(inp.shape))
+
+
+def mean_psnr(predictor: Predictor, pairs: Iterable[tuple[np.ndarray, np.ndarray]],
+              scale: int) -> float:
+    """Mean PSNR (uint8 Y, shave = scale) over (bicubic input, HR uint8) pairs."""
+    values = [metrics.psnr(super_resolve_y(predictor, inp), hr, crop_border=scale)
+              for inp, hr in pairs]
+    return float(np.mean(values))
+
+
+def folder_pairs(folder: str, scale: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(bicubic input, HR Y) of every image of a test folder (errors name the bad file)."""
+    return [test_pair(p, scale)[::-1] for p in imaging.list_images(folder)]
+
+
+def merge_y(sr_y: np.ndarray, ycbcr: np.ndarray) -> np.ndarray:
+    """The one colour path: SR Y (H, W, 1) float in [0, 1] with the bicubic YCbCr (H, W, 3, its
+    Y replaced) or gray (H, W, 1, then the SR Y is the image) -> uint8 RGB or gray."""
+    if ycbcr.shape[2] == 1:
+        return imaging.to_uint8(sr_y)
+    out = np.concatenate([np.asarray(sr_y, np.float64), ycbcr[..., 1:]], axis=2)
+    return imaging.to_uint8(imaging.ycbcr2rgb(out))

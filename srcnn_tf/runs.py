@@ -1,0 +1,197 @@
+"""Where trained weights live, both ways: the run directory and the exported version folders.
+
+Run directory contract (`run_dir/`), written by train.py through `RunDir` and read through it by
+evaluate, export, figures and warm starts:
+  config.json          the resolved TrainConfig, the records (sources, fingerprint), versions,
+                       and `init`: what the run warm-started from, with its training chain
+  metrics.jsonl        one JSON object per log/validation event (step, minutes, loss, val_psnr ...)
+  checkpoints/         latest checkpoints: model, optimisers, step, epoch, wall time, best PSNR
+  best/                the checkpoint with the best validation PSNR (what export uses)
+  tb/                  TensorBoard events: loss, lr, val PSNR, patches/s, sample images
+  summary.json         written when training ends
+
+An exported version folder (export.py) holds `saved_model.pb`, `variables/` with the three
+convolutions as `kernels/i` and `biases/i`, and `metadata.json` (architecture, scale, chain).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from srcnn_tf.model import ModelConfig, build_srcnn, conv_layers
+
+CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
+CHECKPOINTS, BEST, TB = "checkpoints", "best", "tb"
+METADATA = "metadata.json"
+EXPORT_VARIABLE = "{}/{}/.ATTRIBUTES/VARIABLE_VALUE"  # kernels/0 ... of export.SRModule
+ARCHITECTURE = ("preset", "n1", "n2", "padding")
+
+
+def finite(value: float) -> float | None:
+    """JSON has no NaN/Infinity: a value that is not finite is written as null."""
+    return value if math.isfinite(value) else None
+
+
+def read_json(path: str) -> dict[str, Any]:
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_json(path: str, obj: dict[str, Any]) -> None:
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1, allow_nan=False)
+
+
+class RunDir:
+    """One run directory: paths, config, metrics events, checkpoints, summary."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    @property
+    def name(self) -> str:
+        """The run's folder name: how metadata refers to it on any machine."""
+        return os.path.basename(os.path.normpath(os.path.abspath(self.path)))
+
+    def config(self) -> dict[str, Any]:
+        if not os.path.exists(self.file(CONFIG)):
+            raise FileNotFoundError(f"{self.path}: no {CONFIG} (not a training run)")
+        return read_json(self.file(CONFIG))
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        write_json(self.file(CONFIG), config)
+
+    def model_config(self) -> tuple[ModelConfig, int]:
+        cfg = self.config()
+        return ModelConfig(**cfg["train"]["model"]), int(cfg["scale"])
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        record = {k: finite(v) if isinstance(v, float) else v for k, v in record.items()}
+        with open(self.file(METRICS), "a") as f:
+            f.write(json.dumps(record, allow_nan=False) + "\n")
+
+    def metrics(self) -> list[dict[str, Any]]:
+        if not os.path.exists(self.file(METRICS)):
+            return []
+        with open(self.file(METRICS)) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def truncate_metrics(self, max_step: int) -> None:
+        """Drops events logged after the checkpoint a resumed run starts from."""
+        if os.path.exists(self.file(METRICS)):
+            kept = [e for e in self.metrics() if e["step"] <= max_step]
+            with open(self.file(METRICS), "w") as f:
+                f.writelines(json.dumps(e, allow_nan=False) + "\n" for e in kept)
+
+    def event_at(self, step: int) -> dict[str, Any]:
+        """The last metrics event logged at `step` ({} when none was)."""
+        at = [e for e in self.metrics() if e["step"] == step]
+        return at[-1] if at else {}
+
+    def summary(self) -> dict[str, Any] | None:
+        return read_json(self.file(SUMMARY)) if os.path.exists(self.file(SUMMARY)) else None
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        write_json(self.file(SUMMARY), summary)
+
+    def checkpoint(self, which: str = "best") -> str:
+        """Path of the best (falling back to the latest) or the latest checkpoint."""
+        path = tf.train.latest_checkpoint(self.file(BEST)) if which == "best" else None
+        path = path or tf.train.latest_checkpoint(self.file(CHECKPOINTS))
+        if path is None:
+            raise FileNotFoundError(f"{self.path}: no checkpoint found (train first)")
+        return path
+
+    def kept_checkpoints(self) -> list[str]:
+        state = tf.train.get_checkpoint_state(self.file(CHECKPOINTS))
+        return list(state.all_model_checkpoint_paths) if state else []
+
+
+def load_model(run_dir: str, which: str = "best") -> tuple[keras.Model, ModelConfig, int]:
+    """Restores a run's model ("best" or "latest") in float32 -> (model, model config, scale)."""
+    run = RunDir(run_dir)
+    model_cfg, scale = run.model_config()
+    model = build_srcnn(model_cfg, dtype="float32")  # inference in float32 whatever trained it
+    tf.train.Checkpoint(model=model).restore(run.checkpoint(which)).expect_partial()
+    return model, model_cfg, scale
+
+
+def describe_init(source: str) -> dict[str, Any]:
+    """What a warm start reads from `source`: an exported version folder or a run directory.
+
+    Returns {"checkpoint": restore path, "model": architecture fields, "scale", "label": a
+    machine-independent name ("srcnn_x3/2" or the run's folder name), "chain": the training
+    stages that produced the weights, oldest first}. Raises FileNotFoundError / ValueError
+    naming `source`.
+    """
+    source = os.path.normpath(source)
+    if os.path.exists(os.path.join(source, "saved_model.pb")):
+        return _describe_export(source)
+    if os.path.exists(os.path.join(source, CONFIG)):
+        return _describe_run(RunDir(source))
+    raise FileNotFoundError(f"init_from: {source} is neither an exported version folder "
+                            f"(saved_model.pb) nor a run directory ({CONFIG})")
+
+
+def _describe_export(source: str) -> dict[str, Any]:
+    if not os.path.exists(os.path.join(source, METADATA)):
+        raise ValueError(f"init_from: {source} has no {METADATA} (not exported by this project)")
+    meta = read_json(os.path.join(source, METADATA))
+    label = f"{os.path.basename(os.path.dirname(source))}/{os.path.basename(source)}"
+    chain = meta.get("training_chain") or [{
+        "model": label, "data": {k: v for k, v in meta.get("training_data", {}).items()
+                                 if k != "records"},
+        "steps": meta.get("best_step"), "minutes": meta.get("training_minutes"),
+        "init_from": None}]
+    return {"checkpoint": os.path.join(source, "variables", "variables"),
+            "model": {k: meta[k] for k in ARCHITECTURE}, "scale": meta["scale"],
+            "label": label, "chain": chain}
+
+
+def _describe_run(run: RunDir) -> dict[str, Any]:
+    cfg = run.config()
+    path = run.checkpoint("best")
+    steps = int(path.rsplit("-", 1)[-1])
+    event = run.event_at(steps)
+    init = cfg.get("init") or {}
+    stage = {"model": run.name, "data": cfg.get("records", {}), "steps": steps,
+             "minutes": event.get("minutes"), "val_psnr": event.get("val_psnr"),
+             "init_from": init.get("label")}
+    return {"checkpoint": path,
+            "model": {k: cfg["train"]["model"][k] for k in ARCHITECTURE},
+            "scale": cfg["scale"], "label": run.name,
+            "chain": list(init.get("chain", [])) + [stage]}
+
+
+def warm_start(model: keras.Model, config: ModelConfig, source: str) -> dict[str, Any]:
+    """Loads the weights of `source` (see describe_init) into `model`; the architectures must
+    match. Returns describe_init's record without the checkpoint path."""
+    info = describe_init(source)
+    want = {k: getattr(config, k) for k in info["model"]}
+    if info["model"] != want:
+        raise ValueError(f"init_from: {source} holds a {info['model']} model, this run "
+                         f"trains {want}")
+    restore_weights(model, info.pop("checkpoint"))
+    return info
+
+
+def restore_weights(model: keras.Model, checkpoint: str) -> None:
+    """Model weights from a run checkpoint (the Keras model under `model`, as older exports
+    also keep it) or from an export's plain variables `kernels/i`, `biases/i`."""
+    reader = tf.train.load_checkpoint(checkpoint)
+    if EXPORT_VARIABLE.format("kernels", 0) not in reader.get_variable_to_shape_map():
+        tf.train.Checkpoint(model=model).read(checkpoint).expect_partial() \
+            .assert_existing_objects_matched()
+        return
+    for i, layer in enumerate(conv_layers(model)):
+        layer.set_weights([reader.get_tensor(EXPORT_VARIABLE.format("kernels", i)),
+                           reader.get_tensor(EXPORT_VARIABLE.format("biases", i))])

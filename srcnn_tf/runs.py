@@ -148,8 +148,7 @@ def _describe_export(source: str) -> dict[str, Any]:
     meta = read_json(os.path.join(source, METADATA))
     label = f"{os.path.basename(os.path.dirname(source))}/{os.path.basename(source)}"
     chain = meta.get("training_chain") or [{
-        "model": label, "data": {k: v for k, v in meta.get("training_data", {}).items()
-                                 if k != "records"},
+        "model": label, "data": _portable(meta.get("training_data", {})),
         "steps": meta.get("best_step"), "minutes": meta.get("training_minutes"),
         "init_from": None}]
     return {"checkpoint": os.path.join(source, "variables", "variables"),
@@ -166,10 +165,15 @@ def _describe_run(run: RunDir) -> dict[str, Any]:
     stage = {"model": run.name, "data": cfg.get("records", {}), "steps": steps,
              "minutes": event.get("minutes"), "val_psnr": event.get("val_psnr"),
              "init_from": init.get("label")}
+    earlier = [{**s, "data": _portable(s.get("data", {}))} for s in init.get("chain", [])]
     return {"checkpoint": path,
             "model": {k: cfg["train"]["model"][k] for k in ARCHITECTURE},
-            "scale": cfg["scale"], "label": run.name,
-            "chain": list(init.get("chain", [])) + [stage]}
+            "scale": cfg["scale"], "label": run.name, "chain": earlier + [stage]}
+
+
+def _portable(data: dict[str, Any]) -> dict[str, Any]:
+    """A stage's data record without folder paths, which mean nothing on another machine."""
+    return {k: v for k, v in data.items() if k != "records"}
 
 
 def warm_start(model: keras.Model, config: ModelConfig, source: str) -> dict[str, Any]:

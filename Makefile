@@ -73,14 +73,14 @@ export: $(VENV)/.installed
 	$(PY) -m pipelines.export $(if $(FROM),--from_saved_model=$(FROM),--run_dir=$(RUN)) \
 		--out_dir=$(MODELS) $(ARGS)
 
-## make tflite SCALE=3 [EVAL=dir RUN=runs/x3 RECORDS=dir]   TFLite variants + report.md beside the newest SavedModel
+## make tflite SCALE=3 [SETS=d1,d2 RUN=runs/x3 RECORDS=dir]   TFLite variants + report.md beside the newest SavedModel
 # int8 calibrates on RECORDS, else on the records of RUN, else on tfrecords/x$(SCALE).
 RECORDS ?=
 tflite: $(VENV)/.installed
 	$(PY) -m pipelines.tflite --scale=$(SCALE) --models_dir=$(MODELS) \
 		$(if $(RECORDS),--records=$(RECORDS),$(if $(wildcard $(RUN)/config.json),--run_dir=$(RUN),$(if \
 		$(wildcard $(RECORDS_DIR)/manifest.json),--records=$(RECORDS_DIR)))) \
-		$(if $(EVAL),--eval_dir=$(EVAL)) $(ARGS)
+		$(if $(SETS),--eval_dir=$(SETS)) $(ARGS)
 
 ## make upscale IMAGE=in.png SCALE=3 [OUT=out.png MODEL=saved_models/srcnn_x3/1]
 upscale: $(VENV)/.installed

@@ -23,7 +23,8 @@ _RECORDS = flags.DEFINE_string("records", None,
                                "the records of --run_dir.")
 _RUN_DIR = flags.DEFINE_string("run_dir", None,
                                "The training run of the model: its records calibrate int8.")
-_EVAL_DIR = flags.DEFINE_string("eval_dir", None, "HR images for the PSNR column (e.g. Set5).")
+_EVAL_DIR = flags.DEFINE_list("eval_dir", None, "HR image folders for the PSNR columns, "
+                              "comma-separated (e.g. Set5,Set14).")
 _VARIANTS = flags.DEFINE_multi_enum("variant", list(tflite_lib.VARIANTS),
                                     list(tflite_lib.VARIANTS), "Variants to write.")
 

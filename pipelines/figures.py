@@ -10,6 +10,7 @@ import os
 
 from absl import app, flags, logging
 
+from .common import fail
 from srcnn_tf import evaluate, plots, predictors
 
 _RUN_DIR = flags.DEFINE_string("run_dir", None, "Training run directory.", required=True)
@@ -29,6 +30,14 @@ flags.register_validator("images", lambda ps: all(os.path.isfile(p) for p in ps)
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        written = _figures()
+    except (FileNotFoundError, ValueError, OSError) as e:  # ImageError is a ValueError
+        fail(e)
+    logging.info("wrote %s", json.dumps(written))
+
+
+def _figures() -> list[str]:
     os.makedirs(_OUT_DIR.value, exist_ok=True)
     name = os.path.basename(os.path.normpath(_RUN_DIR.value))
     written = [
@@ -58,7 +67,7 @@ def main(argv: list[str]) -> None:
         written += [csv_path, plots.plot_time_to_quality(
             curve, os.path.join(_OUT_DIR.value, f"{name}_time_to_quality.png"), set_name, scale,
             refs)]
-    logging.info("wrote %s", json.dumps(written))
+    return written
 
 
 def run() -> None:

@@ -43,7 +43,7 @@ def main(argv: list[str]) -> None:
         start = time.perf_counter()
         h, w = upscale_lib.upscale_file(_IMAGE.value, out, model_dir, _TILE.value,
                                         _MAX_PIXELS.value)
-    except (FileNotFoundError, imaging.ImageError, ValueError) as e:
+    except (OSError, ValueError) as e:  # missing model, unwritable --out, bad image
         fail(e)
     logging.info("%s -> %s (%dx%d) with %s in %.1f s", _IMAGE.value, out, w, h, model_dir,
                  time.perf_counter() - start)

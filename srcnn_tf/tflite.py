@@ -53,6 +53,26 @@ def _optimised_rounding(w: np.ndarray, gram: np.ndarray, sweeps: int = 50) -> np
     return q * s
 
 
+def equalize_activations(model, representative: list[np.ndarray], bound: float = 16.0) -> None:
+    """Rescales each ReLU channel so that all channels of a layer reach the same range on the
+    calibration inputs (cross-layer equalization): channel i of a convolution is multiplied by
+    c_i = max range / range_i (within [1/bound, bound]) and the next convolution's input
+    channel i divided by c_i. ReLU(c x) = c ReLU(x) for c > 0, so the float model computes the
+    same function; int8's one scale per activation tensor then serves every channel.
+    """
+    from srcnn_tf.model import conv_layers
+
+    layers = conv_layers(model)
+    for la, lb in zip(layers[:-1], layers[1:]):
+        sub = tf.keras.Model(model.input, la.output)
+        ranges = np.max([sub(x).numpy().max(axis=(0, 1, 2)) for x in representative], axis=0)
+        c = np.clip(ranges.max() / np.maximum(ranges, 1e-8), 1.0 / bound, bound)
+        wa, ba = la.get_weights()
+        wb, bb = lb.get_weights()
+        la.set_weights([wa * c, ba * c])
+        lb.set_weights([wb / c[None, None, :, None], bb])
+
+
 def round_for_int8(model, representative: list[np.ndarray]) -> None:
     """Moves every convolution's weights onto the int8 grid TFLite uses (symmetric, per output
     channel), each weight rounded up or down so that the layer's output on the calibration
@@ -82,7 +102,8 @@ def convert_tflite(saved_model_dir: str, variant: str,
 
     fp32; fp16 (weights in float16); dynamic_int8 (int8 weights, float activations); int8
     (full-integer: int8 weights and activations calibrated on `representative`, float I/O; the
-    weights rounded by round_for_int8 first; "int8_as_is": without that).
+    weights equalized and rounded first (equalize_activations, round_for_int8); "int8_as_is":
+    without that).
     """
     # from_saved_model would leave the weights as resource variables (VAR_HANDLE/READ_VARIABLE,
     # no weights in the file): freeze the signature first.
@@ -114,7 +135,8 @@ def convert_tflite(saved_model_dir: str, variant: str,
 
 
 def _int8_rounded_copy(saved_model_dir: str, representative: list[np.ndarray], tmp: str) -> str:
-    """A temporary export of the same model with round_for_int8 weights."""
+    """A temporary export of the same function with int8-friendly weights: activations
+    equalized across channels, then weights rounded for the least output error."""
     from srcnn_tf import export, runs
     from srcnn_tf.model import ModelConfig, build_srcnn
 
@@ -122,6 +144,7 @@ def _int8_rounded_copy(saved_model_dir: str, representative: list[np.ndarray], t
     config = ModelConfig(**{k: meta[k] for k in runs.ARCHITECTURE})
     model = build_srcnn(config, dtype="float32")
     runs.warm_start(model, config, saved_model_dir)
+    equalize_activations(model, representative)
     round_for_int8(model, representative)
     return export.export_saved_model(model, config, meta["scale"], tmp, version=1)
 

@@ -82,3 +82,20 @@ def test_int8_rounding_lands_on_the_grid_and_beats_nearest_rounding():
         return float(np.mean(tf.nn.conv2d(inputs, kernel - w0, 1, "VALID").numpy() ** 2))
 
     assert err(w) < 0.8 * err(nearest)
+
+
+def test_equalization_keeps_the_function_and_evens_out_channel_ranges():
+    calibration = _calibration()
+    model = build_srcnn(CONFIG, seed=7, dtype="float32")
+    x = calibration[0]
+    before = model(x).numpy()
+    first = tf.keras.Model(model.input, conv_layers(model)[0].output)
+    def spread() -> float:  # log-range of the channels' maxima (channels that never fire aside)
+        top = np.max([first(c).numpy().max(axis=(0, 1, 2)) for c in calibration], axis=0)
+        return float(np.ptp(np.log(top[alive])))
+
+    alive = np.max([first(c).numpy().max(axis=(0, 1, 2)) for c in calibration], axis=0) > 1e-6
+    was = spread()
+    tflite_lib.equalize_activations(model, calibration, bound=1e6)
+    np.testing.assert_allclose(model(x).numpy(), before, atol=1e-5)
+    assert spread() < 1e-3 < was  # every channel now reaches the same maximum

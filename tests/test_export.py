@@ -101,22 +101,22 @@ def test_every_signature_runs_in_the_session_loader_of_tf_serving(trained, loade
         np.testing.assert_allclose(value, want[key].numpy(), atol=1e-5)
 
 
-def test_saved_model_cli_run_serves_every_numeric_signature(trained, loaded, tmp_path):
+def test_saved_model_cli_run_serves_every_signature(trained, loaded, tmp_path):
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     for signature, feeds in signature_feeds().items():
-        if signature == "upscale_encoded":
-            continue  # saved_model_cli cannot feed bytes from a file; the session test covers it
         (key, value), = feeds.items()
-        np.save(tmp_path / f"{key}.npy", value)
+        np.save(tmp_path / f"{key}.npy", value, allow_pickle=True)  # bytes: an object array
         out = tmp_path / signature
         proc = subprocess.run(
             [cli, "run", "--dir", trained["path"], "--tag_set", "serve", "--signature_def",
              signature, "--inputs", f"{key}={tmp_path / key}.npy", "--outdir", str(out)],
             capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
+        got = np.load(out / f"{key}.npy", allow_pickle=True)
         want = loaded.signatures[signature](**{key: tf.constant(value)})[key].numpy()
-        np.testing.assert_allclose(np.load(out / f"{key}.npy"), want, atol=1e-5 if
-                                   want.dtype != np.uint8 else 0)
+        if signature == "upscale_encoded":  # PNG bytes: compare the decoded pixels
+            got, want = (np.asarray(Image.open(io.BytesIO(v[0]))) for v in (got, want))
+        np.testing.assert_allclose(got, want, atol=1e-5 if want.dtype != np.uint8 else 0)
 
 
 def test_saved_model_cli_lists_the_signatures(trained):

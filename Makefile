@@ -96,7 +96,7 @@ evaluate: $(VENV)/.installed
 figures: $(VENV)/.installed
 	$(PY) -m pipelines.figures --run_dir=$(RUN) $(if $(IMAGES),--images=$(IMAGES)) $(ARGS)
 
-## make ablation [DATA=T91 EXTRA_DATA=T91+General100 folder MINUTES=20]   long: run in background
+## make ablation [DATA=T91 EXTRA_DATA=T91,BSD200,General100 MINUTES=20]   long: run in background
 ablation: $(VENV)/.installed
 	$(MAKE) records SCALE=$(SCALE) DATA=$(DATA)
 	$(if $(EXTRA_DATA),$(PY) -m pipelines.make_records --scale=$(SCALE) --input_dir=$(EXTRA_DATA) --out_dir=tfrecords/extra --noprogress)

@@ -356,6 +356,14 @@ SHIPPED_MODELS = sorted(p.name for p in (ROOT / "saved_models").iterdir() if p.i
     if (ROOT / "saved_models").is_dir() else []
 
 
+def test_shipped_metadata_and_reports_hold_no_machine_paths():
+    for path in (ROOT / "saved_models").glob("*/*/**/*"):
+        if path.suffix in (".json", ".md", ".csv"):
+            text = path.read_text()
+            assert not [v for v in json.dumps(text).split('"') if v.startswith(os.sep)], path
+            assert str(ROOT.parent) not in text, path
+
+
 @pytest.mark.parametrize("name", SHIPPED_MODELS)
 def test_newest_shipped_version_serves_through_the_session_loader(name):
     path = os.path.join(ROOT, "saved_models", name)

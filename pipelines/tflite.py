@@ -5,13 +5,12 @@ python -m pipelines.tflite --scale=3 --records=tfrecords/x3 --eval_dir=path/to/S
 
 from __future__ import annotations
 
-import json
 import os
 
 from absl import app, flags, logging
 
 from .common import fail
-from srcnn_tf import export
+from srcnn_tf import export, runs
 from srcnn_tf import tflite as tflite_lib
 
 _SCALE = flags.DEFINE_integer("scale", 3, "Scale of the model to convert.", lower_bound=2)
@@ -33,11 +32,10 @@ def _run_records(run_dir: str | None) -> str | None:
     """The records folder a run trained on (config.json), when it still exists here."""
     if not run_dir:
         return None
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.exists(path):
-        fail(f"--run_dir={run_dir}: no config.json (not a training run)")
-    with open(path) as f:
-        record_dir = json.load(f)["train"]["record_dir"]
+    try:
+        record_dir = runs.RunDir(run_dir).config()["train"]["record_dir"]
+    except FileNotFoundError as e:
+        fail(f"--run_dir: {e}")
     if not os.path.exists(os.path.join(record_dir, "manifest.json")):
         logging.warning("the records of %s (%s) are not here", run_dir, record_dir)
         return None

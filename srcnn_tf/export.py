@@ -18,7 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from srcnn_tf import runs, tf_imaging
-from srcnn_tf.model import ModelConfig, build_srcnn, conv_layers, pad_for_valid
+from srcnn_tf.runs import model_versions
+from srcnn_tf.model import ModelConfig, conv_layers, pad_for_valid
 
 def _as_fed(x: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
     """`x` with its static shape hidden (a serialize/parse round trip), so that checks and
@@ -158,11 +159,6 @@ class SRModule(tf.Module):
         return {"image_bytes": tf.reshape(png, [1])}
 
 
-def model_versions(base: str) -> list[int]:
-    """The numeric version folders of a TF Serving model folder (empty when there is none)."""
-    return [int(d) for d in os.listdir(base) if d.isdigit()] if os.path.isdir(base) else []
-
-
 def _next_version(root: str) -> int:
     return max(model_versions(root), default=0) + 1
 
@@ -203,9 +199,10 @@ def export_run(run_dir: str, out_root: str, version: int | None = None,
     model, config, scale = runs.load_model(run_dir, "best")
     info = runs.describe_init(run_dir)
     stage = info["chain"][-1]
-    cfg = runs.RunDir(run_dir).config()
+    run = runs.RunDir(run_dir)
+    cfg = run.config()
     meta: dict[str, Any] = {
-        "run": runs.RunDir(run_dir).name,
+        "run": run.name,
         "val_psnr": stage.get("val_psnr"), "best_step": stage["steps"],
         "training_minutes": stage["minutes"],
         "training_data": cfg.get("records") or {"patches": cfg.get("records_patches"),
@@ -224,21 +221,16 @@ def reexport(saved_model_dir: str, out_root: str, version: int | None = None,
     written by today's exporter (e.g. to serve an export made before a signature fix).
     Returns the new version's path."""
     source = os.path.normpath(saved_model_dir)
-    with open(os.path.join(source, "metadata.json")) as f:
-        old = json.load(f)
-    config = ModelConfig(preset=old["preset"], n1=old["n1"], n2=old["n2"],
-                         padding=old["padding"])
-    model = build_srcnn(config, dtype="float32")
-    info = runs.warm_start(model, config, source)
+    model, config, old = runs.load_export(source)
     keep = {k: v for k, v in old.items() if k not in (
         "scale", "preset", "n1", "n2", "padding", "border", "max_pixels", "version", "created",
         "tensorflow", "source_run")}
     if "source_run" in old:  # older exports named an absolute run path: keep its folder name
         keep.setdefault("run", os.path.basename(os.path.normpath(old["source_run"])))
-    keep["training_data"] = {k: v for k, v in keep.get("training_data", {}).items()
-                             if k != "records"}
-    keep.setdefault("training_chain", info["chain"])
-    keep["reexported_from"] = info["label"]
+    keep["training_data"] = runs.portable(keep.get("training_data", {}))
+    if "training_chain" not in keep:  # older exports: the one stage their metadata describes
+        keep["training_chain"] = runs.describe_init(source)["chain"]
+    keep["reexported_from"] = runs.export_label(source)
     name = name or os.path.basename(os.path.dirname(source))
     path = export_saved_model(model, config, old["scale"], out_root, keep, version,
                               old.get("max_pixels", 16_000_000), name)

@@ -65,14 +65,6 @@ class TFLiteY:
         return it.get_tensor(it.get_output_details()[0]["index"])[0]
 
 
-def newest_version(path: str) -> str:
-    """`path` itself when it is a SavedModel, else its highest numeric version folder."""
-    if os.path.isfile(os.path.join(path, "saved_model.pb")) or not os.path.isdir(path):
-        return path
-    versions = [int(d) for d in os.listdir(path) if d.isdigit()]
-    return os.path.join(path, str(max(versions))) if versions else path
-
-
 def load_predictor(spec: str, num_threads: int | None = None) -> tuple[Predictor, str, dict]:
     """'bicubic', a training run dir, a SavedModel (version dir or its parent), or a .tflite
     file -> (predictor, method name, info such as the model's scale)."""
@@ -88,6 +80,8 @@ def load_predictor(spec: str, num_threads: int | None = None) -> tuple[Predictor
         model, cfg, scale = load_model(spec)
         name = f"SRCNN {cfg.preset} ({os.path.basename(os.path.normpath(spec))})"
         return keras_predictor(model, cfg), name, {"scale": scale}
+    from srcnn_tf.runs import newest_version
+
     path = newest_version(spec)
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         meta_path = os.path.join(path, "metadata.json")

@@ -225,9 +225,8 @@ def _say_what_is_replaced(record_dir: str, config: RecordsConfig) -> None:
         old = load_manifest(record_dir)
     except (FileNotFoundError, ValueError, json.JSONDecodeError):
         return
-    before = ", ".join(describe(old)["sources"])
-    after = ", ".join(describe({"config": dataclasses.asdict(config), "train": old["train"],
-                                "fingerprint": ""})["sources"])
+    before = ", ".join(_source_names(old.get("config", {})))
+    after = ", ".join(_source_names(dataclasses.asdict(config)))
     changed = sorted(k for k, v in config.content_fields().items()
                      if old.get("config", {}).get(k) != v and k != "input_dirs")
     log.warning("%s: replacing records built from %s with records from %s%s", record_dir,
@@ -380,17 +379,19 @@ def read_patches(record_dir: str, split: str = "train") -> Iterator[dict[str, An
             }
 
 
-def describe(manifest: dict[str, Any]) -> dict[str, Any]:
-    """A machine-independent account of what records hold: source folder names (or the TFDS
-    name, or the bundled photographs), patches, training images and the fingerprint."""
-    config = manifest["config"]
+def _source_names(config: dict[str, Any]) -> list[str]:
+    """Source names of a records config: folder names, the TFDS name or the bundled photos."""
     if config.get("tfds_name"):
-        sources = [f"tfds:{config['tfds_name']}/{config.get('tfds_split', 'train')}"]
-    elif config.get("input_dirs"):
-        sources = [os.path.basename(os.path.normpath(d)) for d in config["input_dirs"]]
-    else:
-        sources = ["scikit-image photographs"]
-    return {"sources": sources, "patches": manifest["train"]["patches"],
+        return [f"tfds:{config['tfds_name']}/{config.get('tfds_split', 'train')}"]
+    if config.get("input_dirs"):
+        return [os.path.basename(os.path.normpath(d)) for d in config["input_dirs"]]
+    return ["scikit-image photographs"]
+
+
+def describe(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What records hold, on any machine: source names, patches, images, fingerprint."""
+    return {"sources": _source_names(manifest["config"]),
+            "patches": manifest["train"]["patches"],
             "images": manifest["train"]["images"], "fingerprint": manifest["fingerprint"]}
 
 

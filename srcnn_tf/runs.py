@@ -125,6 +125,34 @@ def load_model(run_dir: str, which: str = "best") -> tuple[keras.Model, ModelCon
     return model, model_cfg, scale
 
 
+def model_versions(base: str) -> list[int]:
+    """The numeric version folders of a TF Serving model folder (empty when there is none)."""
+    return [int(d) for d in os.listdir(base) if d.isdigit()] if os.path.isdir(base) else []
+
+
+def newest_version(path: str) -> str:
+    """`path` itself when it is an exported version, else its highest numeric version folder
+    (`path` unchanged when it has none)."""
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = model_versions(path)
+    return os.path.join(path, str(max(versions))) if versions else path
+
+
+def export_label(path: str) -> str:
+    """'<model name>/<version>' of an exported version folder: its name on any machine."""
+    return "/".join(os.path.normpath(os.path.abspath(path)).split(os.sep)[-2:])
+
+
+def load_export(path: str) -> tuple[keras.Model, ModelConfig, dict[str, Any]]:
+    """An exported version as a float32 Keras model -> (model, model config, metadata)."""
+    meta = read_json(os.path.join(path, METADATA))
+    config = ModelConfig(**{k: meta[k] for k in ARCHITECTURE})
+    model = build_srcnn(config, dtype="float32")
+    warm_start(model, config, path)
+    return model, config, meta
+
+
 def describe_init(source: str) -> dict[str, Any]:
     """What a warm start reads from `source`: an exported version folder or a run directory.
 
@@ -146,9 +174,9 @@ def _describe_export(source: str) -> dict[str, Any]:
     if not os.path.exists(os.path.join(source, METADATA)):
         raise ValueError(f"init_from: {source} has no {METADATA} (not exported by this project)")
     meta = read_json(os.path.join(source, METADATA))
-    label = f"{os.path.basename(os.path.dirname(source))}/{os.path.basename(source)}"
+    label = export_label(source)
     chain = meta.get("training_chain") or [{
-        "model": label, "data": _portable(meta.get("training_data", {})),
+        "model": label, "data": portable(meta.get("training_data", {})),
         "steps": meta.get("best_step"), "minutes": meta.get("training_minutes"),
         "init_from": None}]
     return {"checkpoint": os.path.join(source, "variables", "variables"),
@@ -165,13 +193,13 @@ def _describe_run(run: RunDir) -> dict[str, Any]:
     stage = {"model": run.name, "data": cfg.get("records", {}), "steps": steps,
              "minutes": event.get("minutes"), "val_psnr": event.get("val_psnr"),
              "init_from": init.get("label")}
-    earlier = [{**s, "data": _portable(s.get("data", {}))} for s in init.get("chain", [])]
+    earlier = [{**s, "data": portable(s.get("data", {}))} for s in init.get("chain", [])]
     return {"checkpoint": path,
             "model": {k: cfg["train"]["model"][k] for k in ARCHITECTURE},
             "scale": cfg["scale"], "label": run.name, "chain": earlier + [stage]}
 
 
-def _portable(data: dict[str, Any]) -> dict[str, Any]:
+def portable(data: dict[str, Any]) -> dict[str, Any]:
     """A stage's data record without folder paths, which mean nothing on another machine."""
     return {k: v for k, v in data.items() if k != "records"}
 

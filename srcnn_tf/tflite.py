@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
-from srcnn_tf import predictors, records
+from srcnn_tf import predictors, records, runs
 
 VARIANTS = ("fp32", "fp16", "dynamic_int8", "int8")
 
@@ -137,13 +137,9 @@ def convert_tflite(saved_model_dir: str, variant: str,
 def _int8_rounded_copy(saved_model_dir: str, representative: list[np.ndarray], tmp: str) -> str:
     """A temporary export of the same function with int8-friendly weights: activations
     equalized across channels, then weights rounded for the least output error."""
-    from srcnn_tf import export, runs
-    from srcnn_tf.model import ModelConfig, build_srcnn
+    from srcnn_tf import export
 
-    meta = runs.read_json(os.path.join(saved_model_dir, runs.METADATA))
-    config = ModelConfig(**{k: meta[k] for k in runs.ARCHITECTURE})
-    model = build_srcnn(config, dtype="float32")
-    runs.warm_start(model, config, saved_model_dir)
+    model, config, meta = runs.load_export(saved_model_dir)
     equalize_activations(model, representative)
     round_for_int8(model, representative)
     return export.export_saved_model(model, config, meta["scale"], tmp, version=1)
@@ -183,9 +179,8 @@ def export_tflite(saved_model_dir: str, record_dir: str | None,
         rows[variant]["psnr_loss"] = {n: ref[n] - v for n, v in rows[variant]["psnr"].items()}
     for variant, ms in _alternated_latency(runners, latency_size, rounds).items():
         rows[variant]["latency_ms"] = ms
-    label = "/".join(os.path.normpath(os.path.abspath(saved_model_dir)).split(os.sep)[-2:])
     with open(os.path.join(out_dir, "report.md"), "w") as f:
-        f.write(_report(label, rows, ref, scale, latency_size, rounds))
+        f.write(_report(runs.export_label(saved_model_dir), rows, ref, scale, latency_size, rounds))
     return {"variants": rows, "savedmodel_psnr": ref, "dir": out_dir}
 
 

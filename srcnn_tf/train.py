@@ -288,9 +288,10 @@ class Trainer:
             last_loss, window = self._loop(clock)
         finally:
             self.progress.close()
-        if int(self.step.numpy()) == first_step and self.run_dir.summary() is not None:
+        finished = self.run_dir.summary() if int(self.step.numpy()) == first_step else None
+        if finished is not None:  # a finished run, run again
             log.info("%s already reached step %d: nothing to do", self.run_dir.path, first_step)
-            return self.run_dir.summary()  # a finished run, run again
+            return finished
         if int(self.step.numpy()) % c.val_every:
             self.log_event(float(np.mean(window or [last_loss])), float("nan"), clock.minutes(),
                            validate=True)

@@ -1,5 +1,6 @@
 """The paper's table for a model and bicubic:
-`make evaluate MODEL=<run dir | SavedModel dir | .tflite | bicubic> SETS=dir1,dir2 SCALES=2,3,4`.
+`make evaluate MODEL=<run dir | SavedModel dir | .tflite | bicubic | sc> SETS=dir1,dir2
+SCALES=2,3,4`. `sc` is the sparse-coding baseline (its dictionaries: `make sc-dictionary`).
 
 Writes <out_dir>/results.json, per_image.csv and table.md.
 """
@@ -11,10 +12,18 @@ import os
 from absl import app, flags, logging
 
 from .common import fail
-from srcnn_tf import evaluate, imaging, predictors
+from srcnn_tf import evaluate, export, imaging, predictors
 
 _MODEL = flags.DEFINE_string("model", "bicubic",
-                             "Run dir, SavedModel dir, .tflite file, or 'bicubic'.")
+                             "Run dir, SavedModel dir, .tflite file, 'bicubic', or 'sc' (sparse "
+                             "coding with the newest dictionaries under --models_dir).")
+_SC_DICTIONARY = flags.DEFINE_enum(
+    "sc_dictionary", "x2", ["x2", "same"],
+    "Which dictionaries 'sc' uses: x2 (learned at x2 and used at every scale: the authors' "
+    "released setup, the SC of the SRCNN papers' tables) or same (learned at the scale "
+    "evaluated; method 'sc (per-scale dictionary)').")
+_MODELS_DIR = flags.DEFINE_string("models_dir", None, "Where 'sc' finds sc_x<scale>/ (default: "
+                                  "saved_models, or the installed models).")
 _SETS = flags.DEFINE_list("sets", None, "Folders of HR images (e.g. Set5,Set14).", required=True)
 _SCALES = flags.DEFINE_list("scales", ["2", "3", "4"], "Scales to evaluate.")
 _OUT_DIR = flags.DEFINE_string("out_dir", "eval", "Where the JSON/CSV/Markdown go.")
@@ -46,14 +55,49 @@ def _evaluate(predictor, folder: str, scale: int, name: str,
         fail(e)
 
 
+class _PatchBar:
+    """tqdm over the patches of the image being coded (SC takes minutes per image)."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None or self.bar.total != total or done <= self.bar.n:
+            if self.bar is not None:
+                self.bar.close()
+            self.bar = tqdm(total=total, unit="patch", desc="SC", leave=False)
+        self.bar.update(done - self.bar.n)
+
+
+def _sc_predictors(scales: list[int]) -> dict[int, predictors.Predictor]:
+    models_dir = _MODELS_DIR.value or export.default_models_dir()
+    learned_at = 2 if _SC_DICTIONARY.value == "x2" else None
+    out = {}
+    for scale in scales:
+        try:
+            out[scale], path = predictors.sc_predictor(models_dir, scale, learned_at,
+                                                       _PatchBar())
+        except (FileNotFoundError, ValueError) as e:
+            fail(e)
+        logging.info("x%d: sparse coding with %s", scale, path)
+    return out
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    try:
-        predictor, name, info = predictors.load_predictor(_MODEL.value, _THREADS.value)
-    except FileNotFoundError as e:
-        fail(e)
     scales = [int(s) for s in _SCALES.value]
+    if _MODEL.value == "sc":
+        per_scale, info = _sc_predictors(scales), {}
+        name = "sc" if _SC_DICTIONARY.value == "x2" else "sc (per-scale dictionary)"
+    else:
+        try:
+            predictor, name, info = predictors.load_predictor(_MODEL.value, _THREADS.value)
+        except FileNotFoundError as e:
+            fail(e)
+        per_scale = {s: predictor for s in scales}
     if info.get("scale") and any(s != info["scale"] for s in scales):
         logging.warning("%s was trained for x%d; also evaluating it at %s", name, info["scale"],
                         scales)
@@ -64,7 +108,7 @@ def main(argv: list[str]) -> None:
             if name != "bicubic":
                 save = os.path.join(_SAVE.value, name.split(" (")[0].replace(" ", "_")) \
                     if _SAVE.value else None
-                results.append(_evaluate(predictor, folder, scale, name, save))
+                results.append(_evaluate(per_scale[scale], folder, scale, name, save))
             logging.info("%s x%d done", folder, scale)
     os.makedirs(_OUT_DIR.value, exist_ok=True)
     table = evaluate.write_outputs(

@@ -65,6 +65,18 @@ class TFLiteY:
         return it.get_tensor(it.get_output_details()[0]["index"])[0]
 
 
+def sc_predictor(models_dir: str, scale: int, learned_at: int | None = 2,
+                 progress=None) -> tuple[Predictor, str]:
+    """The sparse-coding baseline at `scale` with the newest dictionaries of
+    `models_dir/sc_x{learned_at}` (None: learned at `scale` itself; 2: the authors' released
+    setup, as the SRCNN papers ran it) -> (predictor, the folder it read).
+    `progress(done, total)` is called per chunk of patches."""
+    from srcnn_tf import sparse_coding
+
+    dictionaries, path = sparse_coding.load_newest(models_dir, learned_at or scale)
+    return sparse_coding.SparseCodingSR(dictionaries, scale, progress=progress), path
+
+
 def load_predictor(spec: str, num_threads: int | None = None) -> tuple[Predictor, str, dict]:
     """'bicubic', a training run dir, a SavedModel (version dir or its parent), or a .tflite
     file -> (predictor, method name, info such as the model's scale)."""

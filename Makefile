@@ -26,6 +26,7 @@ JSON    ?=
 EVAL_OUT ?= eval
 IMAGES  ?= $(subst $(space),$(comma),$(wildcard ../shared/data/Set5/butterfly_GT.bmp ../shared/data/Set5/bird_GT.bmp))
 MINUTES ?= 20
+PSNR_TIME_SET ?= $(firstword $(wildcard ../shared/data/Set14) $(EVAL))
 EXTRA_DATA ?=
 INIT    ?=
 comma := ,
@@ -34,7 +35,7 @@ space := $(empty) $(empty)
 RECORDS_OUT := $(if $(OUT),$(OUT),tfrecords)
 RECORDS_DIR := tfrecords/x$(SCALE)
 
-.PHONY: install records train export tflite upscale evaluate figures ablation test bench bench-records bench-train bench-infer clean help
+.PHONY: install records train export tflite upscale evaluate sc-dictionary psnr-time figures ablation test bench bench-records bench-train bench-infer clean help
 
 help:
 	@sed -n 's/^## //p' $(firstword $(MAKEFILE_LIST))
@@ -92,6 +93,16 @@ evaluate: $(VENV)/.installed
 	$(PY) -m pipelines.evaluate --model=$(if $(filter 9-% bicubic,$(MODEL)),$(if $(filter bicubic,$(MODEL)),bicubic,$(RUN)),$(MODEL)) \
 		--sets=$(SETS) --scales=$(SCALES) --out_dir=$(EVAL_OUT) $(if $(JSON),--json=$(JSON)) $(ARGS)
 
+## make sc-dictionary SCALE=3 [DATA=dir1,dir2]   the sparse-coding baseline's dictionaries (MODEL=sc)
+sc-dictionary: $(VENV)/.installed
+	$(PY) -m pipelines.sc_dictionary --scale=$(SCALE) --out_dir=$(MODELS) \
+		$(if $(DATA),--data=$(DATA)) $(ARGS)
+
+## make psnr-time [SET=../shared/data/Set14 SCALE=3]   PSNR against CPU seconds per image, every method
+psnr-time: $(VENV)/.installed
+	$(PY) -m pipelines.psnr_time --set=$(PSNR_TIME_SET) --scale=$(SCALE) --models_dir=$(MODELS) \
+		--out_dir=docs $(ARGS)
+
 ## make figures RUN=runs/x3 [IMAGES=a.png,b.png]   training curves, filters, comparison crops
 figures: $(VENV)/.installed
 	$(PY) -m pipelines.figures --run_dir=$(RUN) $(if $(IMAGES),--images=$(IMAGES)) $(ARGS)
@@ -102,7 +113,7 @@ ablation: $(VENV)/.installed
 	$(if $(EXTRA_DATA),$(PY) -m pipelines.make_records --scale=$(SCALE) --input_dir=$(EXTRA_DATA) --out_dir=tfrecords/extra --noprogress)
 	$(PY) -m pipelines.ablation --records=$(RECORDS_OUT)/x$(SCALE) \
 		$(if $(EXTRA_DATA),--extra_records=tfrecords/extra/x$(SCALE)) --minutes=$(MINUTES) \
-		$(if $(EVAL),--test_dir=$(EVAL)) $(ARGS)
+		$(if $(SETS),--test_dirs=$(SETS)) $(ARGS)
 
 ## make test                       the unit and integration tests
 test: $(VENV)/.installed

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import logging
 import os
+import time
 from typing import Sequence
 
 import numpy as np
@@ -18,7 +19,8 @@ from srcnn_tf.predictors import Predictor
 
 log = logging.getLogger("srcnn_tf.evaluate")
 
-# Published numbers (Dong et al., TPAMI 2016 Table; ECCV 2014 for 9-1-5): (PSNR, SSIM or None).
+# Published numbers (Dong et al., TPAMI 2016 Table; ECCV 2014 for 9-1-5; sc: Yang et al.'s
+# sparse coding as the TPAMI table gives it): (PSNR, SSIM or None).
 PAPER = {
     ("Set5", 2, "bicubic"): (33.66, 0.9299), ("Set5", 3, "bicubic"): (30.39, 0.8682),
     ("Set5", 4, "bicubic"): (28.42, 0.8104), ("Set14", 2, "bicubic"): (30.23, 0.8687),
@@ -27,6 +29,7 @@ PAPER = {
     ("Set5", 4, "SRCNN 9-5-5"): (30.49, 0.8628), ("Set14", 2, "SRCNN 9-5-5"): (32.45, 0.9067),
     ("Set14", 3, "SRCNN 9-5-5"): (29.30, 0.8215), ("Set14", 4, "SRCNN 9-5-5"): (27.50, 0.7513),
     ("Set5", 3, "SRCNN 9-1-5 (T91)"): (32.39, None), ("Set14", 3, "SRCNN 9-1-5 (T91)"): (29.00, None),
+    ("Set5", 3, "sc"): (31.42, None), ("Set14", 3, "sc"): (28.31, None),
 }
 
 
@@ -159,3 +162,37 @@ def checkpoint_curve(run_dir: str, folder: str, scale: int) -> list[dict]:
         out.append({"step": int(step.numpy()), "minutes": float(elapsed.numpy()) / 60,
                     "psnr": r.psnr, "ssim": r.ssim})
     return out
+
+
+def psnr_against_time(methods: dict[str, Predictor], folder: str, scale: int,
+                      on_image=None, setup_per_shape: Sequence[str] = ()) -> list[dict]:
+    """Each method's mean PSNR on `folder` and mean seconds per image from the LR image: the
+    bicubic upscale (numpy, timed once per image) plus the method's own call, wall clock on
+    this machine. All methods are timed in one run, in turn on each image, after one untimed
+    call each on a small image (tracing). Methods in `setup_per_shape` (TensorFlow's and
+    LiteRT's kernels are prepared for each new input size) get one untimed call on each image
+    first, so the time is that of an image of a size already seen. `on_image(path)` is called
+    as each image starts. Rows: {"method", "psnr", "seconds", "images"}.
+    """
+    warm = np.full((12 * scale, 12 * scale, 1), 0.5, np.float32)
+    for predictor in methods.values():
+        predictor(warm)
+    psnr: dict[str, list[float]] = {m: [] for m in methods}
+    seconds: dict[str, list[float]] = {m: [] for m in methods}
+    for path in imaging.list_images(folder):
+        if on_image:
+            on_image(path)
+        hr, inp = predictors.test_pair(path, scale)
+        lr = imaging.imresize(hr.astype(np.float64) / 255.0, scale=1.0 / scale)
+        start = time.perf_counter()
+        imaging.imresize(lr, output_shape=hr.shape[:2])
+        upscale = time.perf_counter() - start
+        for method, predictor in methods.items():
+            if method in setup_per_shape:
+                predictor(inp)
+            start = time.perf_counter()
+            sr = predictors.super_resolve_y(predictor, inp)
+            seconds[method].append(upscale + time.perf_counter() - start)
+            psnr[method].append(metrics.psnr(sr, hr, crop_border=scale))
+    return [{"method": m, "psnr": float(np.mean(psnr[m])),
+             "seconds": float(np.mean(seconds[m])), "images": len(psnr[m])} for m in methods]

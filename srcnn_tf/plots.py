@@ -119,21 +119,31 @@ def plot_comparison(predictor: predictors.Predictor, paths: Sequence[str], scale
 
 
 def plot_ablation(results_json: str, out_path: str) -> str:
-    """Bars of validation and Set5 PSNR for each ablation run (from ablation's results.json)."""
+    """Per training set, each arm's validation PSNR (its own records' held-out images) against
+    training minutes; and every arm's PSNR on the common held-out images (from results.json)."""
     with open(results_json) as f:
-        rows = json.load(f)["runs"]
-    names = [r["name"] for r in rows]
-    x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows)), 4))
-    ax.bar(x - 0.2, [r["val_psnr"] for r in rows], 0.4, label="validation")
-    if all(r.get("test_psnr") is not None for r in rows):
-        ax.bar(x + 0.2, [r["test_psnr"] for r in rows], 0.4, label=rows[0].get("test_set", "test"))
-    ax.set_xticks(x, names, rotation=30, ha="right")
-    lo = min(min(r["val_psnr"] for r in rows), min(r.get("test_psnr") or 99 for r in rows))
-    ax.set_ylim(lo - 0.5, None)
-    ax.set_ylabel("PSNR (dB)")
-    ax.legend()
-    ax.grid(axis="y", alpha=0.3)
+        results = json.load(f)
+    rows = results["runs"]
+    datasets = list(dict.fromkeys(r["data"] for r in rows))
+    fig, axes = plt.subplots(1, len(datasets) + 1, figsize=(5 * (len(datasets) + 1), 4))
+    for ax, dataset in zip(axes, datasets):
+        for r in (r for r in rows if r["data"] == dataset):
+            if r["curve"]:
+                ax.plot(*zip(*r["curve"]), marker=".", label=r["architecture"])
+        ax.set_title(f"trained on {dataset}")
+        ax.set_xlabel("training minutes")
+        ax.set_ylabel("validation PSNR (dB)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    scored = [r for r in rows if r.get("heldout_psnr") is not None]
+    ax = axes[-1]
+    ax.barh(np.arange(len(scored)), [r["heldout_psnr"] for r in scored])
+    ax.set_yticks(np.arange(len(scored)), [r["name"] for r in scored], fontsize=8)
+    if scored:
+        lo, hi = min(r["heldout_psnr"] for r in scored), max(r["heldout_psnr"] for r in scored)
+        ax.set_xlim(lo - 0.2 - 0.1 * (hi - lo), hi + 0.1)
+    ax.set_xlabel(f"PSNR on {results.get('heldout_images', '?')} held-out images (dB)")
+    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(out_path, dpi=110)
     plt.close(fig)
@@ -155,5 +165,28 @@ def plot_time_to_quality(curve: Sequence[dict], out_path: str, set_name: str, sc
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path
+
+
+def plot_psnr_time(rows: Sequence[dict], out_path: str, set_name: str, scale: int) -> str:
+    """PSNR against mean seconds per image (log x), one point per method, named in a legend
+    (colour: the model, marker: the runtime)."""
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    markers = {"SavedModel": "o", "fp32": "s", "fp16": "D", "dynamic_int8": "v", "int8": "^"}
+    families = list(dict.fromkeys(r["method"].rsplit(" TFLite", 1)[0].replace(" SavedModel", "")
+                                  for r in rows))
+    for r in rows:
+        family = r["method"].rsplit(" TFLite", 1)[0].replace(" SavedModel", "")
+        marker = next((m for k, m in markers.items() if r["method"].endswith(k)), "o")
+        ax.scatter(r["seconds"], r["psnr"], s=40, marker=marker, label=r["method"],
+                   color=f"C{families.index(family)}")
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds per image (this CPU, log scale)")
+    ax.set_ylabel(f"PSNR (dB), {set_name} x{scale}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=120)
     plt.close(fig)
     return out_path

@@ -107,3 +107,40 @@ def test_shipped_models_reproduce_the_readme_table(shared_data, name):
     assert info["scale"] == scale
     result = evaluate.evaluate_folder(predictor, str(shared_data / "Set5"), scale, name)
     assert abs(result.psnr - expected) <= 0.01
+
+
+def test_psnr_time_one_row_per_method(tmp_path):
+    """`make psnr-time`: bicubic, SC and every runtime of every shipped model for the scale."""
+    from srcnn_tf import sparse_coding as sc
+
+    record_dir = tiny_records(tmp_path, 3, (72, 80), seed=51, num_shards=1, val_fraction=0.34)
+    run = tmp_path / "run"
+    train_lib.train(train_lib.TrainConfig(record_dir=record_dir, run_dir=str(run),
+                                          model=ModelConfig(preset="9-1-5", n1=16, n2=8),
+                                          batch_size=16, max_steps=20, progress=False))
+    models = tmp_path / "models"
+    path = export.export_run(str(run), str(models), name="srcnn_915_x3")
+    tflite_lib.export_tflite(path, None, None, 3, variants=("fp32",), rounds=1, latency_size=16)
+    export.export_run(str(run), str(models), name="srcnn_915_x2")  # another scale: left out
+    images = [natural_like(64, 64, 1, seed=s)[..., 0] for s in range(3)]
+    high, low = sc.sample_patches(images, 2, count=1500)
+    sc.save_version(sc.train_dictionaries(high, low, 2, atoms=32), str(models), {})
+    test_dir = tmp_path / "test"
+    test_dir.mkdir()
+    for i in range(2):
+        imaging.save_image(test_dir / f"t{i}.png", natural_like(42, 45, seed=80 + i))
+    r = subprocess.run([sys.executable, "-m", "pipelines.psnr_time", f"--set={test_dir}",
+                        "--scale=3", f"--models_dir={models}", f"--out_dir={tmp_path / 'out'}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    data = json.loads((tmp_path / "out" / "psnr_time_x3.json").read_text())
+    rows = {row["method"]: row for row in data["rows"]}
+    assert list(rows) == ["bicubic", "SC (sparse coding)", "SRCNN 9-1-5 SavedModel",
+                          "SRCNN 9-1-5 TFLite fp32"]
+    assert all(row["images"] == 2 and row["seconds"] > 0 for row in rows.values())
+    bicubic = evaluate.evaluate_folder(predictors.bicubic_predictor, str(test_dir), 3, "b")
+    assert rows["bicubic"]["psnr"] == pytest.approx(bicubic.psnr, abs=1e-9)
+    assert abs(rows["SRCNN 9-1-5 SavedModel"]["psnr"] - rows["SRCNN 9-1-5 TFLite fp32"]["psnr"]
+               ) <= 0.01
+    assert (tmp_path / "out" / "psnr_time_x3.png").stat().st_size > 0
+    assert len((tmp_path / "out" / "psnr_time_x3.md").read_text().splitlines()) == 2 + 4

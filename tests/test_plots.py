@@ -52,12 +52,38 @@ def test_figures_pipeline(tiny, tmp_path):
 
 
 def test_ablation_pipeline_tiny_budget(tiny, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "pipelines.ablation", f"--records={tiny['records']}",
-                        f"--out_dir={tmp_path}", "--max_steps=3", "--batch_size=8",
-                        "--only=9-1-5 n64/32,9-5-5 n32/16", f"--test_dir={tiny['src']}"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    """Arms on both sets; the held-out images are the larger set's validation images from
+    outside the base set."""
+    from conftest import natural_like
+    from srcnn_tf import records
+
+    other = tmp_path / "other"
+    other.mkdir()
+    for i in range(3):
+        imaging.save_image(other / f"o{i}.png", natural_like(70, 72, seed=90 + i))
+    extra = records.RecordsConfig(input_dirs=(str(tiny["src"]), str(other)),
+                                  out_dir=str(tmp_path / "extra"), progress=False, workers=1,
+                                  num_shards=1, val_fraction=0.5)
+    records.build_records(extra)
+    out = tmp_path / "ablation"
+    cmd = [sys.executable, "-m", "pipelines.ablation", f"--records={tiny['records']}",
+           f"--extra_records={extra.record_dir}", f"--out_dir={out}", "--max_steps=3",
+           "--batch_size=8", "--only=9-1-5 n64/32,9-5-5 n32/16 @ T91",
+           f"--test_dirs={tiny['src']}"]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    rows = json.loads((tmp_path / "results.json").read_text())["runs"]
-    assert [row["name"] for row in rows] == ["9-1-5 n64/32", "9-5-5 n32/16"]
-    assert all(row["steps"] == 3 and row["test_psnr"] > 0 for row in rows)
-    assert (tmp_path / "ablation.png").exists() and "9-5-5 n32/16" in (tmp_path / "table.md").read_text()
+    results = json.loads((out / "results.json").read_text())
+    rows = results["runs"]
+    assert [row["name"] for row in rows] == ["9-1-5 n64/32 @ T91",
+                                             "9-1-5 n64/32 @ T91+BSD200+General100",
+                                             "9-5-5 n32/16 @ T91"]
+    assert all(row["steps"] == 3 and row["img_psnr"] > 0 and row["heldout_psnr"] > 0
+               for row in rows)
+    val = {v[0] for v in __import__("srcnn_tf.data", fromlist=["x"]).val_images(extra.record_dir)}
+    assert results["heldout_images"] == sum(v.startswith("other/") for v in val) > 0
+    table = (out / "table.md").read_text()
+    assert "### filter size f2" in table and "| 9-5-5 n32/16 @ T91 | 3 |" in table
+    assert (out / "ablation.png").exists()
+    r = subprocess.run(cmd[:-2] + ["--only=9-9-9"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2 and "unknown arms" in r.stderr and "Traceback" not in r.stderr

@@ -56,8 +56,7 @@ def main(argv: list[str]) -> None:
         rows = ablation.run_ablation(config, scale, log=logging.info)
     except (FileNotFoundError, ValueError) as e:
         fail(e)
-    names = [os.path.basename(os.path.normpath(d)) for d in _TEST_DIRS.value]
-    table = ablation.tables(rows, names)
+    table = ablation.tables(rows, config.test_names())
     with open(os.path.join(_OUT_DIR.value, "table.md"), "w") as f:
         f.write(table)
     plots.plot_ablation(os.path.join(_OUT_DIR.value, "results.json"),

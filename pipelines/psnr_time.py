@@ -35,9 +35,9 @@ def _srcnn_methods(models_dir: str, scale: int) -> dict[str, predictors.Predicto
     """'<model name> <preset> <runtime>' -> predictor, for every srcnn*_x<scale> model."""
     out = {}
     pattern = re.compile(rf"srcnn(_\w+)?_x{scale}$")
-    for name in sorted(os.listdir(models_dir)):
+    for name in sorted(n for n in os.listdir(models_dir) if pattern.match(n)):
         version = runs.newest_version(os.path.join(models_dir, name))
-        if not pattern.match(name) or not os.path.isfile(os.path.join(version, "metadata.json")):
+        if not os.path.isfile(os.path.join(version, "metadata.json")):
             continue
         preset = runs.read_json(os.path.join(version, "metadata.json"))["preset"]
         out[f"SRCNN {preset} SavedModel"] = predictors.saved_model_y_predictor(version)

@@ -17,7 +17,7 @@ import numpy as np
 
 from srcnn_tf import data, predictors, records, runs
 from srcnn_tf import train as train_lib
-from srcnn_tf.model import ModelConfig
+from srcnn_tf.model import ModelConfig, count_params
 
 ARCHITECTURES = {  # name: (preset, n1, n2)
     "9-1-5 n64/32": ("9-1-5", 64, 32),
@@ -45,6 +45,10 @@ class AblationConfig:
     batch_size: int = 128
     test_dirs: tuple[str, ...] = ()
     only: tuple[str, ...] = ()
+
+    def test_names(self) -> list[str]:
+        """Column names of the test folders (their base names: Set5, Set14)."""
+        return [os.path.basename(os.path.normpath(d)) for d in self.test_dirs]
 
     def arms(self) -> list[tuple[str, str]]:
         """(architecture, dataset) pairs to run, `only` (names '<arch> @ <dataset>' or an
@@ -87,8 +91,7 @@ def run_arm(config: AblationConfig, architecture: str, dataset: str,
     predictor = predictors.keras_predictor(model, model_cfg)
     row = {"name": arm_name(architecture, dataset), "architecture": architecture,
            "data": dataset, "run_dir": run_dir, "steps": summary["steps"],
-           "minutes": summary["minutes"], "params": int(sum(
-               np.prod(w.shape) for w in model.trainable_weights)),
+           "minutes": summary["minutes"], "params": count_params(model),
            "heldout_psnr": predictors.mean_psnr(predictor, heldout, scale) if heldout else None,
            "curve": [(e["minutes"], e["val_psnr"]) for e in runs.RunDir(run_dir).metrics()
                      if "val_psnr" in e]}
@@ -102,8 +105,8 @@ def run_ablation(config: AblationConfig, scale: int, log=print) -> list[dict]:
     `<out_dir>/results.json` after each arm."""
     arms = config.arms()
     heldout = heldout_pairs(config)
-    tests = {os.path.basename(os.path.normpath(d)): predictors.folder_pairs(d, scale)
-             for d in config.test_dirs}
+    tests = {name: predictors.folder_pairs(d, scale)
+             for name, d in zip(config.test_names(), config.test_dirs)}
     rows = []
     for architecture, dataset in arms:
         rows.append(run_arm(config, architecture, dataset, heldout, tests))

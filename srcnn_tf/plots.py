@@ -174,13 +174,12 @@ def plot_psnr_time(rows: Sequence[dict], out_path: str, set_name: str, scale: in
     (colour: the model, marker: the runtime)."""
     fig, ax = plt.subplots(figsize=(9, 4.8))
     markers = {"SavedModel": "o", "fp32": "s", "fp16": "D", "dynamic_int8": "v", "int8": "^"}
-    families = list(dict.fromkeys(r["method"].rsplit(" TFLite", 1)[0].replace(" SavedModel", "")
-                                  for r in rows))
-    for r in rows:
-        family = r["method"].rsplit(" TFLite", 1)[0].replace(" SavedModel", "")
+    family = [r["method"].rsplit(" TFLite", 1)[0].replace(" SavedModel", "") for r in rows]
+    colours = {f: f"C{i}" for i, f in enumerate(dict.fromkeys(family))}
+    for r, f in zip(rows, family):
         marker = next((m for k, m in markers.items() if r["method"].endswith(k)), "o")
         ax.scatter(r["seconds"], r["psnr"], s=40, marker=marker, label=r["method"],
-                   color=f"C{families.index(family)}")
+                   color=colours[f])
     ax.set_xscale("log")
     ax.set_xlabel("seconds per image (this CPU, log scale)")
     ax.set_ylabel(f"PSNR (dB), {set_name} x{scale}")

@@ -263,15 +263,13 @@ def train_from_folders(folders: Sequence[str], scale: int, count: int = 100_000,
     return train_dictionaries(high, low, scale, atoms, lam, epochs, seed, verbose)
 
 
-def _versions(base: str) -> list[int]:
-    return sorted(int(d) for d in os.listdir(base) if d.isdigit()) if os.path.isdir(base) else []
-
-
 def save_version(dictionaries: Dictionaries, root: str, info: dict) -> str:
     """Writes `<root>/sc_x{scale}/<next version>/` with the dictionaries and metadata.json
     (`info`: what they were learned from, and how long it took). Returns the folder."""
+    from srcnn_tf.runs import model_versions
+
     base = os.path.join(root, f"sc_x{dictionaries.scale}")
-    path = os.path.join(base, str((_versions(base) or [0])[-1] + 1))
+    path = os.path.join(base, str(max(model_versions(base), default=0) + 1))
     dictionaries.save(os.path.join(path, FILE))
     meta = {"method": "sc", "scale": dictionaries.scale, "atoms": dictionaries.high.shape[1],
             "patch": PATCH, "train_lambda": dictionaries.train_lambda,
@@ -283,10 +281,12 @@ def save_version(dictionaries: Dictionaries, root: str, info: dict) -> str:
 
 def load_newest(root: str, scale: int) -> tuple[Dictionaries, str]:
     """The newest `<root>/sc_x{scale}/<version>` -> (dictionaries, folder)."""
+    from srcnn_tf.runs import model_versions
+
     base = os.path.join(root, f"sc_x{scale}")
-    versions = _versions(base)
+    versions = model_versions(base)
     if not versions:
         raise FileNotFoundError(f"no SC dictionaries for x{scale} under {base}: learn them "
                                 f"with `make sc-dictionary SCALE={scale}`")
-    path = os.path.join(base, str(versions[-1]))
+    path = os.path.join(base, str(max(versions)))
     return Dictionaries.load(os.path.join(path, FILE)), path

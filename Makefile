@@ -18,6 +18,7 @@ EPOCHS  ?= 120
 RUN     ?= runs/x$(SCALE)
 TRAIN_ARGS ?=
 IMAGE   ?=
+SIZE    ?=
 MODELS  := $(if $(OUT),$(OUT),saved_models)
 EVAL    ?= $(firstword $(wildcard ../shared/data/Set5))
 SETS    ?= $(subst $(space),$(comma),$(wildcard ../shared/data/Set5 ../shared/data/Set14))
@@ -52,7 +53,7 @@ $(VENV)/.installed: setup.py setup.cfg
 ## make install [GPU=1]            create .venv and install the project (cpu or gpu extra)
 install: $(VENV)/.installed
 
-## make records SCALE=3 DATA=dir   degraded/bicubic patch TFRecords under tfrecords/x3/
+## make records SCALE=3 DATA=dir   degraded/bicubic patch TFRecords under tfrecords/x3/ (SCALE=1.5,2,3: one multi-scale set)
 records: $(VENV)/.installed
 	$(PY) -m pipelines.make_records --scale=$(SCALE) --out_dir=$(RECORDS_OUT) \
 		--workers=$(WORKERS) $(if $(DATA),--input_dir=$(DATA)) $(if $(TFDS),--tfds_name=$(TFDS)) $(ARGS)
@@ -74,21 +75,21 @@ export: $(VENV)/.installed
 	$(PY) -m pipelines.export $(if $(FROM),--from_saved_model=$(FROM),--run_dir=$(RUN)) \
 		--out_dir=$(MODELS) $(ARGS)
 
-## make tflite SCALE=3 [SETS=d1,d2 RUN=runs/x3 RECORDS=dir]   TFLite variants + report.md beside the newest SavedModel
+## make tflite SCALE=3 [SETS=d1,d2 RUN=runs/x3 RECORDS=dir MODEL=saved_models/srcnn_multiscale]   TFLite variants + report.md beside the newest SavedModel
 # int8 calibrates on RECORDS, else on the records of RUN, else on tfrecords/x$(SCALE).
 RECORDS ?=
 tflite: $(VENV)/.installed
 	$(PY) -m pipelines.tflite --scale=$(SCALE) --models_dir=$(MODELS) \
 		$(if $(RECORDS),--records=$(RECORDS),$(if $(wildcard $(RUN)/config.json),--run_dir=$(RUN),$(if \
 		$(wildcard $(RECORDS_DIR)/manifest.json),--records=$(RECORDS_DIR)))) \
-		$(if $(SETS),--eval_dir=$(SETS)) $(ARGS)
+		$(if $(SETS),--eval_dir=$(SETS)) $(if $(filter-out 9-%,$(MODEL)),--model_dir=$(MODEL)) $(ARGS)
 
-## make upscale IMAGE=in.png SCALE=3 [OUT=out.png MODEL=saved_models/srcnn_x3/1]
+## make upscale IMAGE=in.png SCALE=3 [SIZE=1920x1080 OUT=out.png MODEL=saved_models/srcnn_x3/1]  (SCALE=1.5, SIZE: srcnn_multiscale)
 upscale: $(VENV)/.installed
-	$(PY) -m pipelines.upscale --image=$(IMAGE) --scale=$(SCALE) $(if $(OUT),--out=$(OUT)) \
+	$(PY) -m pipelines.upscale --image=$(IMAGE) $(if $(SIZE),--size=$(SIZE),--scale=$(SCALE)) $(if $(OUT),--out=$(OUT)) \
 		$(if $(wildcard $(MODEL)/saved_model.pb),--model=$(MODEL)) $(ARGS)
 
-## make evaluate MODEL=<run dir|SavedModel|.tflite|bicubic> SETS=d1,d2 SCALES=2,3,4 [JSON=out.json]
+## make evaluate MODEL=<run dir|SavedModel|.tflite|bicubic> SETS=d1,d2 SCALES=2,3,4 [JSON=out.json]  (fractional: SCALES=1.5,2.5)
 evaluate: $(VENV)/.installed
 	$(PY) -m pipelines.evaluate --model=$(if $(filter 9-% bicubic,$(MODEL)),$(if $(filter bicubic,$(MODEL)),bicubic,$(RUN)),$(MODEL)) \
 		--sets=$(SETS) --scales=$(SCALES) --out_dir=$(EVAL_OUT) $(if $(JSON),--json=$(JSON)) $(ARGS)

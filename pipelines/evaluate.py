@@ -11,7 +11,7 @@ import os
 
 from absl import app, flags, logging
 
-from .common import fail
+from .common import fail, parse_scales
 from srcnn_tf import evaluate, export, imaging, predictors
 
 _MODEL = flags.DEFINE_string("model", "bicubic",
@@ -25,7 +25,8 @@ _SC_DICTIONARY = flags.DEFINE_enum(
 _MODELS_DIR = flags.DEFINE_string("models_dir", None, "Where 'sc' finds sc_x<scale>/ (default: "
                                   "saved_models, or the installed models).")
 _SETS = flags.DEFINE_list("sets", None, "Folders of HR images (e.g. Set5,Set14).", required=True)
-_SCALES = flags.DEFINE_list("scales", ["2", "3", "4"], "Scales to evaluate.")
+_SCALES = flags.DEFINE_list("scales", ["2", "3", "4"], "Scales to evaluate; fractional ones "
+                            "(1.5, 2.5) crop HR to multiples of p for p/q and shave ceil(scale).")
 _OUT_DIR = flags.DEFINE_string("out_dir", "eval", "Where the JSON/CSV/Markdown go.")
 _JSON = flags.DEFINE_string("json", None, "JSON summary path (default <out_dir>/results.json).")
 _PAPER = flags.DEFINE_bool("paper", False, "Put the papers' published numbers beside ours.")
@@ -36,9 +37,10 @@ _MAX_PIXELS = flags.DEFINE_integer("max_pixels", imaging.MAX_PIXELS,
                                    lower_bound=1)
 
 
-@flags.validator("scales", message="--scales must be integers >= 2")
+@flags.validator("scales")
 def _check_scales(values: list[str]) -> bool:
-    return all(v.isdigit() and int(v) >= 2 for v in values)
+    parse_scales(values, "scales")
+    return True
 
 
 @flags.validator("sets", message="--sets: every entry must be an existing folder")
@@ -46,7 +48,7 @@ def _check_sets(values: list[str] | None) -> bool:
     return values is None or all(os.path.isdir(v) for v in values)
 
 
-def _evaluate(predictor, folder: str, scale: int, name: str,
+def _evaluate(predictor, folder: str, scale: float, name: str,
               save: str | None = None) -> evaluate.Result:
     try:
         return evaluate.evaluate_folder(predictor, folder, scale, name, save_dir=save,
@@ -71,7 +73,7 @@ class _PatchBar:
         self.bar.update(done - self.bar.n)
 
 
-def _sc_predictors(scales: list[int]) -> dict[int, predictors.Predictor]:
+def _sc_predictors(scales: list[float]) -> dict[float, predictors.Predictor]:
     models_dir = _MODELS_DIR.value or export.default_models_dir()
     learned_at = 2 if _SC_DICTIONARY.value == "x2" else None
     out = {}
@@ -88,8 +90,12 @@ def _sc_predictors(scales: list[int]) -> dict[int, predictors.Predictor]:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    scales = [int(s) for s in _SCALES.value]
+    scales = list(parse_scales(_SCALES.value, "scales"))
     if _MODEL.value == "sc":
+        fractional = [s for s in scales if not isinstance(s, int)]
+        if fractional:
+            fail(f"--scales: the sparse-coding baseline runs at integer factors only, got "
+                 f"{imaging.scale_name(fractional)}")
         per_scale, info = _sc_predictors(scales), {}
         name = "sc" if _SC_DICTIONARY.value == "x2" else "sc (per-scale dictionary)"
     else:
@@ -97,10 +103,11 @@ def main(argv: list[str]) -> None:
             predictor, name, info = predictors.load_predictor(_MODEL.value, _THREADS.value)
         except FileNotFoundError as e:
             fail(e)
-        per_scale = {s: predictor for s in scales}
-    if info.get("scale") and any(s != info["scale"] for s in scales):
-        logging.warning("%s was trained for x%d; also evaluating it at %s", name, info["scale"],
-                        scales)
+        per_scale = {s: info["at"](s) if "at" in info else predictor for s in scales}
+    trained = imaging.scale_list(info["scale"]) if info.get("scale") else ()
+    if trained and len(trained) == 1 and any(s not in trained for s in scales):
+        logging.warning("%s was trained for x%s; also evaluating it at %s", name,
+                        imaging.scale_name(trained), imaging.scale_name(scales))
     results = []
     for folder in _SETS.value:
         for scale in scales:
@@ -109,7 +116,7 @@ def main(argv: list[str]) -> None:
                 save = os.path.join(_SAVE.value, name.split(" (")[0].replace(" ", "_")) \
                     if _SAVE.value else None
                 results.append(_evaluate(per_scale[scale], folder, scale, name, save))
-            logging.info("%s x%d done", folder, scale)
+            logging.info("%s x%s done", folder, imaging.scale_label(scale))
     os.makedirs(_OUT_DIR.value, exist_ok=True)
     table = evaluate.write_outputs(
         results, _JSON.value or os.path.join(_OUT_DIR.value, "results.json"),

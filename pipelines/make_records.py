@@ -10,12 +10,15 @@ import time
 
 from absl import app, flags, logging
 
-from .common import fail
-from srcnn_tf import records
+from .common import fail, parse_scales
+from srcnn_tf import imaging, records
 
 _D = records.RecordsConfig()  # the paper's values, one source of truth for the defaults
 
-_SCALE = flags.DEFINE_integer("scale", _D.scale, "Upscaling factor.", lower_bound=2)
+_SCALE = flags.DEFINE_list(
+    "scale", [str(_D.scale)], "Upscaling factor, or several for a multi-scale set (1.5,2,2.5,3: "
+    "patch positions take them in turn, each patch stores its own; folder x1.5,2,2.5,3). "
+    "Fractional factors p/q crop images to multiples of p.")
 _INPUT_DIR = flags.DEFINE_list(
     "input_dir", None, "Folder(s) of training images, comma-separated (recursive: png, jpg, "
     "bmp, tif, webp). Neither this nor --tfds_name: scikit-image's bundled photographs.")
@@ -80,12 +83,18 @@ def _check_input_dirs(value: list[str] | None) -> bool:
     return True
 
 
+@flags.validator("scale")
+def _check_scale(value: list[str]) -> bool:
+    parse_scales(value, "scale")
+    return True
+
+
 flags.register_validator("val_dir", _is_dir_or_none, message="--val_dir is not a directory")
 
 
 def config_from_flags() -> records.RecordsConfig:
     return records.RecordsConfig(
-        scale=_SCALE.value, out_dir=_OUT_DIR.value, input_dirs=tuple(_INPUT_DIR.value or ()),
+        scale=imaging.scale_json(parse_scales(_SCALE.value, "scale")), out_dir=_OUT_DIR.value, input_dirs=tuple(_INPUT_DIR.value or ()),
         tfds_name=_TFDS_NAME.value, tfds_split=_TFDS_SPLIT.value,
         tfds_image_key=_TFDS_IMAGE_KEY.value, channels=int(_CHANNELS.value),
         patch_size=_PATCH_SIZE.value, label_size=_LABEL_SIZE.value, stride=_STRIDE.value,

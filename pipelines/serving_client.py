@@ -2,6 +2,8 @@
 
 python -m pipelines.serving_client --image=in.png --out=out.png --model=srcnn_x3 \
     [--protocol=rest|grpc --host=localhost --port=8501 --signature=upscale_encoded]
+python -m pipelines.serving_client --image=in.png --out=out.png --model=srcnn_multiscale \
+    --scale=1.5
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ _PORT = flags.DEFINE_integer("port", None, "Port (default 8501 REST, 8500 gRPC).
 _PROTOCOL = flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "Transport.")
 _SIGNATURE = flags.DEFINE_enum("signature", "upscale_encoded",
                                ["upscale_encoded", "serving_default"], "Signature to call.")
+
+_SCALE = flags.DEFINE_float("scale", None, "The factor, for a multi-scale model (1 < scale <= 4; "
+                            "the server checks it and names a bad value).")
 
 flags.register_validator("image", lambda p: p is None or os.path.isfile(p),
                          message="--image: no such file")
@@ -47,15 +52,17 @@ def _run() -> None:
         rgb = np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else rgb
     if _PROTOCOL.value == "rest":
         client = serving.RestClient(_HOST.value, _PORT.value or 8501, _MODEL.value)
-        body = serving.rest_request_encoded(data) if encoded else serving.rest_request_image(
-            rgb[None])
+        body = serving.rest_request_encoded(data, _SCALE.value) if encoded else \
+            serving.rest_request_image(rgb[None], _SCALE.value)
         result = client.predict(body)
     else:
         client = serving.GrpcClient(_HOST.value, _PORT.value or 8500, _MODEL.value)
+        extra = {} if _SCALE.value is None else {"scale": np.float32(_SCALE.value)}
         if encoded:
-            result = client.predict("upscale_encoded", {"image_bytes": [data]}, "image_bytes")
+            result = client.predict("upscale_encoded", {"image_bytes": [data], **extra},
+                                    "image_bytes")
         else:
-            result = client.predict("serving_default", {"image": rgb[None]}, "image")
+            result = client.predict("serving_default", {"image": rgb[None], **extra}, "image")
     if isinstance(result, bytes):
         with open(_OUT.value, "wb") as f:
             f.write(result)

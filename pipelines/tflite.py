@@ -13,10 +13,14 @@ from .common import fail
 from srcnn_tf import export, runs
 from srcnn_tf import tflite as tflite_lib
 
-_SCALE = flags.DEFINE_integer("scale", 3, "Scale of the model to convert.", lower_bound=2)
+_SCALE = flags.DEFINE_integer("scale", 3, "Scale of the model to convert (the newest "
+                              "srcnn_x<scale>); --model_dir for any other, e.g. "
+                              "saved_models/srcnn_multiscale.", lower_bound=2)
 _MODELS = flags.DEFINE_string("models_dir", "saved_models", "Export root.")
 _MODEL_DIR = flags.DEFINE_string("model_dir", None,
-                                 "A SavedModel version folder (default: newest of --scale).")
+                                 "A SavedModel version folder, or a model folder (its newest "
+                                 "version); default: the newest of --scale. PSNR is measured "
+                                 "at the scale(s) the model was trained for.")
 _RECORDS = flags.DEFINE_string("records", None,
                                "Training records for int8 calibration (tfrecords/x3); default: "
                                "the records of --run_dir.")
@@ -52,9 +56,10 @@ def main(argv: list[str]) -> None:
                         "RUN=<the model's run directory>, or --records / --run_dir)", _SCALE.value)
         variants = tuple(v for v in variants if v != "int8")
     try:
-        model_dir = _MODEL_DIR.value or export.latest_export(_MODELS.value, _SCALE.value)
-        result = tflite_lib.export_tflite(model_dir, records, _EVAL_DIR.value, _SCALE.value,
-                                      variants)
+        model_dir = (runs.newest_version(_MODEL_DIR.value) if _MODEL_DIR.value
+                     else export.latest_export(_MODELS.value, _SCALE.value))
+        scale = runs.read_json(os.path.join(model_dir, "metadata.json"))["scale"]
+        result = tflite_lib.export_tflite(model_dir, records, _EVAL_DIR.value, scale, variants)
     except (FileNotFoundError, ValueError) as e:
         fail(e)
     with open(f"{result['dir']}/report.md") as f:

@@ -10,8 +10,9 @@ import os
 
 from absl import app, flags, logging
 
-from .common import fail
+from .common import fail, parse_scales
 from srcnn_tf import model as model_lib
+from srcnn_tf import records as records_lib
 from srcnn_tf import train as train_lib
 
 _M = model_lib.ModelConfig()
@@ -20,8 +21,8 @@ _T = train_lib.TrainConfig(record_dir="", run_dir="")
 _RECORDS = flags.DEFINE_string("records", None, "Records folder (tfrecords/x3).", required=True)
 _RUN_DIR = flags.DEFINE_string("run_dir", None, "Run directory (created; resumed if present).",
                                required=True)
-_SCALE = flags.DEFINE_integer("scale", None, "Expected scale; checked against the records.",
-                              lower_bound=2)
+_SCALE = flags.DEFINE_list("scale", None, "Expected scale(s); checked against the records "
+                           "(1.5,2,3 for a multi-scale set).")
 _RECIPE = flags.DEFINE_enum("recipe", "fast", sorted(train_lib.RECIPES),
                             "fast: the measured default (Adam, He init, cosine); paper: SGD "
                             "momentum 0.9, lr 1e-4 (last layer 1e-5), Gaussian init, constant lr. "
@@ -30,6 +31,14 @@ _MODEL = flags.DEFINE_string("model", _M.preset, "Preset 9-1-5, 9-3-5, 9-5-5 or 
 _N1 = flags.DEFINE_integer("n1", _M.n1, "Filters of the first layer.", lower_bound=1)
 _N2 = flags.DEFINE_integer("n2", _M.n2, "Filters of the second layer.", lower_bound=1)
 _PADDING = flags.DEFINE_enum("padding", _M.padding, ["valid", "same"], "Convolution padding.")
+_SCALE_INPUT = flags.DEFINE_bool(
+    "scale_input", None, "Tell the model each patch's factor (two constant input planes; "
+    "default: on for multi-scale records). A single-scale --init_from model starts it with "
+    "zero weights on the planes.")
+_BLIND = flags.DEFINE_float("blind_fraction", _T.blind_fraction,
+                            "With --scale_input: the fraction of examples trained without their "
+                            "factor (the model then also serves callers that do not know it).",
+                            lower_bound=0.0, upper_bound=0.99)
 _INIT = flags.DEFINE_enum("init", None, ["he", "gaussian"], "Weight init (recipe default).")
 _OPTIMIZER = flags.DEFINE_enum("optimizer", None, ["adam", "sgd"], "Optimiser (recipe default).")
 _LR = flags.DEFINE_float("learning_rate", None, "Base learning rate (recipe default).",
@@ -84,6 +93,13 @@ def _check_mult(value: list[str] | None) -> bool:
         return False
 
 
+@flags.validator("scale")
+def _check_scale(value: list[str] | None) -> bool:
+    if value:
+        parse_scales(value, "scale")
+    return True
+
+
 @flags.validator("model", message="--model must be f1-f2-f3 with odd sizes, e.g. 9-5-5")
 def _check_model(value: str) -> bool:
     try:
@@ -91,6 +107,16 @@ def _check_model(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _scale_input() -> bool:
+    """--scale_input, on by default for multi-scale records (several factors in the manifest)."""
+    if _SCALE_INPUT.value is not None:
+        return _SCALE_INPUT.value
+    try:
+        return isinstance(records_lib.load_manifest(_RECORDS.value)["scale"], list)
+    except (FileNotFoundError, ValueError):
+        return False  # the trainer reports the missing records
 
 
 def config_from_flags() -> train_lib.TrainConfig:
@@ -102,8 +128,10 @@ def config_from_flags() -> train_lib.TrainConfig:
     return train_lib.make_config(
         _RECORDS.value, _RUN_DIR.value, _RECIPE.value,
         model_lib.ModelConfig(preset=_MODEL.value, n1=_N1.value, n2=_N2.value,
-                              padding=_PADDING.value),
-        scale=_SCALE.value, batch_size=_BATCH.value, epochs=_EPOCHS.value,
+                              padding=_PADDING.value, scale_input=_scale_input()),
+        blind_fraction=_BLIND.value,
+        scale=parse_scales(_SCALE.value, "scale") if _SCALE.value else None,
+        batch_size=_BATCH.value, epochs=_EPOCHS.value,
         max_steps=_MAX_STEPS.value, max_minutes=_MAX_MINUTES.value, augment=_AUGMENT.value,
         cache=_CACHE.value, seed=_SEED.value, deterministic=_DETERMINISTIC.value,
         val_every=_VAL_EVERY.value, checkpoint_every=_CKPT_EVERY.value,

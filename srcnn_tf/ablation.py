@@ -73,8 +73,8 @@ def heldout_pairs(config: AblationConfig) -> list[tuple[np.ndarray, np.ndarray]]
     names = list(config.datasets)
     base = set(records.describe(records.load_manifest(config.datasets[names[0]]))["sources"])
     last = config.datasets[names[-1]]
-    return [(inp, hr) for source, inp, hr in data.val_images(last)
-            if len(names) == 1 or source.split("/")[0] not in base]
+    return [(v.input, v.hr) for v in data.val_images(last)
+            if len(names) == 1 or v.source.split("/")[0] not in base]
 
 
 def run_arm(config: AblationConfig, architecture: str, dataset: str,

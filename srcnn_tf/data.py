@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -15,14 +15,14 @@ import tensorflow as tf
 from srcnn_tf import imaging, records
 from srcnn_tf.model import ModelConfig
 
-INPUT, LABEL = "input", "label"
+INPUT, LABEL, SCALE = "input", "label", "scale"
 
 
 @dataclasses.dataclass(frozen=True)
 class Geometry:
     """Patch geometry of a records folder, read from its manifest."""
 
-    scale: int
+    scale: int | float | list  # imaging.scale_json: a list for multi-scale records
     channels: int
     patch_size: int
     label_size: int
@@ -39,8 +39,9 @@ def check_fit(geometry: Geometry, model: ModelConfig, scale: int | None = None) 
 
     Raises ValueError explaining how to rebuild the records when they do not fit.
     """
-    if scale is not None and scale != geometry.scale:
-        raise ValueError(f"records are for x{geometry.scale}, training asked for x{scale}")
+    if scale is not None and imaging.scale_list(scale) != imaging.scale_list(geometry.scale):
+        raise ValueError(f"records are for x{imaging.scale_name(geometry.scale)}, training "
+                         f"asked for x{imaging.scale_name(scale)}")
     if geometry.channels != model.channels:
         raise ValueError(f"records have {geometry.channels} channel(s), the model "
                          f"{model.channels}: rebuild them with channels={model.channels}")
@@ -72,6 +73,27 @@ def parse_batch(serialized: tf.Tensor, geometry: Geometry) -> tuple[tf.Tensor, t
     return inp, lab
 
 
+def parse_scales(serialized: tf.Tensor, geometry: Geometry) -> tf.Tensor:
+    """The factor of each Example of a batch, (B,) float32: stored per patch in multi-scale
+    records, the manifest's for single-scale ones."""
+    if isinstance(geometry.scale, list):
+        return tf.io.parse_example(serialized, {SCALE: tf.io.FixedLenFeature([], tf.float32)})[
+            SCALE]
+    return tf.fill(tf.shape(serialized)[:1], tf.constant(float(geometry.scale), tf.float32))
+
+
+def scale_planes(inp: tf.Tensor, scales: tf.Tensor, blind_fraction: float,
+                 seed: tf.Tensor) -> tf.Tensor:
+    """(B, P, P, C) -> (B, P, P, C + 2) with the planes of model.with_scale: (1, scale) per
+    example, or (0, 0) for a random `blind_fraction` of them (so the same model also serves
+    callers that do not know the factor). `seed`: a stateless seed of shape (2,)."""
+    known = tf.random.stateless_uniform(tf.shape(scales), seed=seed) >= blind_fraction
+    known = tf.reshape(tf.cast(known, inp.dtype), [-1, 1, 1, 1])
+    ones = tf.ones_like(inp[..., :1])
+    return tf.concat([inp, ones * known,
+                      ones * known * tf.reshape(tf.cast(scales, inp.dtype), [-1, 1, 1, 1])], -1)
+
+
 def random_dihedral(inp: tf.Tensor, lab: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """The same random flip/transpose (one of 8 dihedral transforms) per example, for input and
     label alike. Square patches (B, S, S, C); `seed` is a stateless seed of shape (2,)."""
@@ -89,7 +111,7 @@ def random_dihedral(inp: tf.Tensor, lab: tf.Tensor, seed: tf.Tensor) -> tuple[tf
 class TrainData:
     """The training split of a records folder as per-epoch tf.data pipelines.
 
-    Yields (input (B, P, P, C), label (B, L - 2 * label_crop, ..., C)) float32 in [0, 1].
+    Yields (input (B, P, P, C; C + 2 with `scale_input`), label (B, L - 2 * label_crop, ..., C)) float32 in [0, 1].
     Shard order and shuffling are seeded by (seed, epoch), so with `deterministic` an epoch can
     be replayed exactly and a resumed run skips only the batches it already did in that epoch.
     `cache` keeps the serialised records in memory across epochs (T91 x3: ~130 MB).
@@ -97,7 +119,8 @@ class TrainData:
 
     def __init__(self, record_dir: str, batch_size: int, *, label_crop: int = 0,
                  augment: bool = False, shuffle_buffer: int = 16384, seed: int = 0,
-                 deterministic: bool = False, cache: bool = False, verify: bool = True) -> None:
+                 deterministic: bool = False, cache: bool = False, verify: bool = True,
+                 scale_input: bool = False, blind_fraction: float = 0.0) -> None:
         self.manifest = records.load_manifest(record_dir)
         self.geometry = Geometry.from_manifest(self.manifest)
         if verify:
@@ -109,6 +132,8 @@ class TrainData:
         self.shuffle_buffer = shuffle_buffer
         self.seed = seed
         self.deterministic = deterministic
+        self.scale_input = scale_input  # inputs get the planes of scale_planes
+        self.blind_fraction = blind_fraction
         self.steps_per_epoch = self.manifest["train"]["patches"] // batch_size
         if self.steps_per_epoch < 1:
             raise ValueError(f"{record_dir}: {self.manifest['train']['patches']} patches, fewer "
@@ -135,11 +160,15 @@ class TrainData:
         if skip_batches:
             ds = ds.skip(skip_batches)
         geometry, crop, augment = self.geometry, self.label_crop, self.augment
+        scale_input, blind = self.scale_input, self.blind_fraction
 
         def parse(i: tf.Tensor, serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             x, y = parse_batch(serialized, geometry)
             if augment:
                 x, y = random_dihedral(x, y, tf.stack([tf.cast(epoch_seed, tf.int64), i]))
+            if scale_input:
+                x = scale_planes(x, parse_scales(serialized, geometry), blind,
+                                 tf.stack([tf.cast(epoch_seed, tf.int64) + 7, i]))
             if crop:
                 y = y[:, crop:-crop, crop:-crop, :]
             return x, y
@@ -150,7 +179,16 @@ class TrainData:
         return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def val_images(record_dir: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """Held-out whole images: (id, bicubic input float32 HxWxC, HR uint8 HxWxC)."""
-    return [(v["source"], v["input"], imaging.to_uint8(v["label"]))
+class ValImage(NamedTuple):
+    """A held-out whole image at one scale (multi-scale records hold each image at each)."""
+
+    source: str  # the image's id in the manifest
+    input: np.ndarray  # bicubic input float32 (H, W, C)
+    hr: np.ndarray  # uint8 (H, W, C)
+    scale: float
+
+
+def val_images(record_dir: str) -> list[ValImage]:
+    """The records' held-out whole images, in file order."""
+    return [ValImage(v["source"], v["input"], imaging.to_uint8(v["label"]), v["scale"])
             for v in records.read_patches(record_dir, split="val")]

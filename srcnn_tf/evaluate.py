@@ -1,4 +1,5 @@
-"""The paper's evaluation over any predictor: Y, modcrop, MATLAB bicubic, uint8, shave = scale;
+"""The paper's evaluation over any predictor: Y, modcrop, MATLAB bicubic, uint8, shave = scale
+(fractional scales p/q: HR cropped to multiples of p, ceil(scale) pixels shaved);
 tables (Markdown, JSON, per-image CSV), SR images, and the PSNR of a run's checkpoints.
 """
 
@@ -36,7 +37,7 @@ PAPER = {
 @dataclasses.dataclass
 class Result:
     set: str
-    scale: int
+    scale: float  # int for integral scales
     method: str
     psnr: float
     ssim: float
@@ -50,7 +51,7 @@ class Result:
                 "skipped": self.skipped}
 
 
-def evaluate_folder(predictor: Predictor, folder: str, scale: int, method: str,
+def evaluate_folder(predictor: Predictor, folder: str, scale: float, method: str,
                     set_name: str | None = None, save_dir: str | None = None,
                     max_pixels: int = imaging.MAX_PIXELS) -> Result:
     """Mean PSNR/SSIM over the images of `folder` at `scale`.
@@ -75,23 +76,24 @@ def evaluate_folder(predictor: Predictor, folder: str, scale: int, method: str,
         per_image.append({
             "set": set_name, "scale": scale, "method": method,
             "image": os.path.relpath(path, folder),
-            "psnr": metrics.psnr(sr, hr, crop_border=scale),
-            "ssim": metrics.ssim(sr, hr, crop_border=scale),
+            "psnr": metrics.psnr(sr, hr, crop_border=imaging.shave(scale)),
+            "ssim": metrics.ssim(sr, hr, crop_border=imaging.shave(scale)),
         })
         if save_dir:
             os.makedirs(save_dir, exist_ok=True)
             name = os.path.splitext(os.path.basename(path))[0]
-            imaging.save_image(os.path.join(save_dir, f"{set_name}_x{scale}_{name}.png"),
+            label = imaging.scale_label(scale)
+            imaging.save_image(os.path.join(save_dir, f"{set_name}_x{label}_{name}.png"),
                                colour_sr(path, scale, sr))
     if not per_image:
-        raise ValueError(f"{folder}: no image could be evaluated at x{scale}: " +
+        raise ValueError(f"{folder}: no image could be evaluated at x{imaging.scale_label(scale)}: " +
                          "; ".join(skipped))
     return Result(set_name, scale, method, float(np.mean([r["psnr"] for r in per_image])),
                   float(np.mean([r["ssim"] for r in per_image])), len(per_image), per_image,
                   skipped)
 
 
-def colour_sr(path: str, scale: int, sr_y: np.ndarray) -> np.ndarray:
+def colour_sr(path: str, scale: float, sr_y: np.ndarray) -> np.ndarray:
     """Colour output for an evaluated image: SR Y (uint8) with the bicubic Cb/Cr of the same LR."""
     img = imaging.modcrop(imaging.load_image(path), scale)
     ycc = img.astype(np.float64) / 255.0

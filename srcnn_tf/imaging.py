@@ -7,10 +7,11 @@ Imports nothing of this package and no TensorFlow, so record workers start in mi
 
 from __future__ import annotations
 
+import fractions
 import io
 import math
 import os
-from typing import Union
+from typing import Sequence, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -131,10 +132,70 @@ def to_y(image: np.ndarray) -> np.ndarray:
     return np.clip(matlab_round(y * 255.0), 0, 255).astype(np.uint8)[..., None]
 
 
-def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
-    """Crops the bottom/right so that height and width are multiples of `scale` (MATLAB modcrop)."""
+# The largest upscaling factor any model of this project serves (the papers' range is 2..4;
+# fractional factors are served from 1 up).
+MAX_SCALE = 4.0
+_MAX_DENOMINATOR = 20
+
+
+def scale_ratio(scale: float) -> tuple[int, int]:
+    """(p, q): `scale` = p / q in lowest terms with q <= 20, e.g. 3 -> (3, 1), 2.5 -> (5, 2).
+
+    The evaluation/training protocol needs the ratio: an HR side that is a multiple of p
+    shrinks by 1/scale to an integer LR side that grows back to exactly the HR side.
+    Raises ValueError naming the value when `scale` <= 1 or is no such ratio (e.g. 1.2345).
+    """
+    if not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 1:
+        raise ValueError(f"scale must be a number > 1, got {scale!r}")
+    frac = fractions.Fraction(float(scale)).limit_denominator(_MAX_DENOMINATOR)
+    if abs(float(frac) - float(scale)) > 1e-9:
+        raise ValueError(f"scale {scale!r} is not a ratio p/q with q <= {_MAX_DENOMINATOR} "
+                         f"(e.g. 1.5, 2.5, 4/3): the HR -> LR -> HR protocol needs one")
+    return frac.numerator, frac.denominator
+
+
+def scale_label(scale: float) -> str:
+    """'3' for 3 or 3.0, '2.5' for 2.5: how scales appear in names, folders and tables."""
+    return f"{float(scale):g}"
+
+
+def scale_list(scale: "float | Sequence[float]") -> tuple[float, ...]:
+    """One factor or several (a multi-scale set or model) as a tuple; integral values as int."""
+    values = tuple(scale) if isinstance(scale, (tuple, list)) else (scale,)
+    return tuple(int(v) if float(v).is_integer() else float(v) for v in values)
+
+
+def scale_json(scale: "float | Sequence[float]") -> "int | float | list[float]":
+    """How manifests, run configs and metadata store a scale: 3, 2.5, or [1.5, 2, 3] for a
+    multi-scale set or model."""
+    values = scale_list(scale)
+    return values[0] if len(values) == 1 else list(values)
+
+
+def scale_name(scale: "float | Sequence[float]") -> str:
+    """'3', '2.5' or '1.5,2,3': the suffix of records folders (x<name>)."""
+    return ",".join(scale_label(v) for v in scale_list(scale))
+
+
+def shave(scale: float) -> int:
+    """Pixels shaved from each border before measuring: `scale` (the papers' rule), rounded up
+    for fractional scales."""
+    return int(math.ceil(float(scale) - 1e-9))
+
+
+def modcrop(image: np.ndarray, scale: float) -> np.ndarray:
+    """Crops the bottom/right so that height and width are multiples of `scale` (MATLAB modcrop)
+    or, for a fractional scale p/q, of p: then HR -> LR (x q/p) -> HR round-trips in size."""
+    multiple = crop_multiple(scale)
     h, w = image.shape[:2]
-    return image[: h - h % scale, : w - w % scale]
+    return image[: h - h % multiple, : w - w % multiple]
+
+
+def crop_multiple(scale: float) -> int:
+    """What HR sides must be multiples of at `scale`: the scale itself, or p of p/q."""
+    if isinstance(scale, int) and scale >= 1:
+        return scale
+    return scale_ratio(scale)[0]
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:
@@ -235,17 +296,24 @@ def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
-def degrade(hr: np.ndarray, scale: int, blur_sigma: float = 0.0) -> np.ndarray:
+def degrade(hr: np.ndarray, scale: float, blur_sigma: float = 0.0) -> np.ndarray:
     """The paper's network input: bicubic down by 1/scale then back up, both MATLAB-style.
 
-    hr: float HxW[xC] in [0, 1] with H, W multiples of `scale` (apply `modcrop` first).
-    Returns float64 of the same shape, unclipped (values may leave [0, 1] slightly).
+    hr: float HxW[xC] in [0, 1], already `modcrop`ped (H, W multiples of `scale`, or of p for a
+    fractional scale p/q). Returns float64 of the same shape, unclipped (values may leave
+    [0, 1] slightly).
     """
     h, w = hr.shape[:2]
-    if h % scale or w % scale:
-        raise ValueError(f"HR size {h}x{w} is not a multiple of scale {scale}: modcrop first")
+    multiple = crop_multiple(scale)
+    if h % multiple or w % multiple:
+        raise ValueError(f"HR size {h}x{w} does not fit scale {scale_label(scale)}: modcrop first")
     lr = imresize(gaussian_blur(hr, blur_sigma), scale=1.0 / scale)
     return imresize(lr, output_shape=(h, w))
+
+
+def output_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """(ceil(scale * height), ceil(scale * width)): MATLAB imresize's output size."""
+    return _output_length(height, scale), _output_length(width, scale)
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 PRESETS = {"9-1-5": (9, 1, 5), "9-3-5": (9, 3, 5), "9-5-5": (9, 5, 5)}
+SCALE_PLANES = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +25,13 @@ class ModelConfig:
     channels: int = 1
     padding: str = "valid"  # "valid" (paper) or "same"
     init: str = "he"  # "he" or "gaussian" (paper: N(0, 1e-3), zero bias)
+    # Multi-scale models: the input also carries SCALE_PLANES constant planes (known, scale)
+    # = (1, s) when the factor s is known and (0, 0) when it is not (see with_scale).
+    scale_input: bool = False
+
+    @property
+    def in_channels(self) -> int:
+        return self.channels + (SCALE_PLANES if self.scale_input else 0)
 
     @property
     def filters(self) -> tuple[int, int, int]:
@@ -70,7 +78,8 @@ def _kernel_init(init: str, seed: int | None) -> keras.initializers.Initializer:
 
 def build_srcnn(config: ModelConfig, seed: int | None = None, name: str | None = None,
                 dtype: str | None = None) -> keras.Model:
-    """Input (batch, H, W, C) float in [0, 1] (the bicubic-upscaled image) -> same-layout output.
+    """Input (batch, H, W, C) float in [0, 1] (the bicubic-upscaled image; C + 2 channels for
+    a `scale_input` model, see with_scale) -> (batch, H', W', C).
 
     'valid' padding shrinks H and W by 2 * border; 'same' keeps them. With `seed`, each layer's
     initialiser gets its own reproducible stream (seed, seed + 1, seed + 2). `dtype` is the
@@ -84,7 +93,7 @@ def build_srcnn(config: ModelConfig, seed: int | None = None, name: str | None =
         # The reconstruction stays float32 under mixed precision: its outputs are pixel values.
         (config.channels, f3, None, "reconstruction", "float32"),
     ]
-    inputs = keras.Input((None, None, config.channels), name="image")
+    inputs = keras.Input((None, None, config.in_channels), name="image")
     x = inputs
     for i, (filters, size, activation, layer_name, dtype) in enumerate(layers):
         x = keras.layers.Conv2D(
@@ -116,13 +125,32 @@ def pad_for_valid(images: tf.Tensor, border: int) -> tf.Tensor:
                       tf.tile(right, [1, 1, border, 1])], axis=2)
 
 
-def super_resolve(model: keras.Model, config: ModelConfig, images: tf.Tensor) -> tf.Tensor:
+def with_scale(images: tf.Tensor, scale: tf.Tensor | float | None) -> tf.Tensor:
+    """(B, H, W, C) -> (B, H, W, C + 2): the planes a `scale_input` model reads, constant
+    (1, scale) for a known factor, (0, 0) for None (blind). `scale` may be a float or a (B,)
+    tensor (one factor per example, as in multi-scale training batches)."""
+    images = tf.convert_to_tensor(images)
+    shape = tf.shape(images)
+    ones = tf.ones(tf.concat([shape[:3], [1]], 0), images.dtype)
+    if scale is None:
+        known = value = tf.zeros_like(ones)
+    else:
+        s = tf.reshape(tf.cast(scale, images.dtype), [-1, 1, 1, 1])
+        known, value = ones, ones * s
+    return tf.concat([images, known, value], axis=-1)
+
+
+def super_resolve(model: keras.Model, config: ModelConfig, images: tf.Tensor,
+                  scale: tf.Tensor | float | None = None) -> tf.Tensor:
     """Bicubic-upscaled (B, H, W, C) float32 in [0, 1] -> SR (B, H, W, C), clipped to [0, 1].
 
     The border is edge-replicated for both paddings ('same' models then drop it), so results
-    do not depend on zero padding and tiles with `border` pixels of context are exact.
+    do not depend on zero padding and tiles with `border` pixels of context are exact. A
+    `scale_input` model is told `scale` (None: blind); other models ignore it.
     """
     b = config.border
+    if config.scale_input:
+        images = with_scale(images, scale)
     y = tf.cast(model(pad_for_valid(images, b), training=False), tf.float32)
     if config.padding == "same" and b:
         y = y[:, b:-b, b:-b, :]

@@ -11,6 +11,7 @@ from srcnn_tf import imaging, tfrecord
 
 # Example keys. input/label: float32 raw bytes, row-major HxWxC, values in ~[0, 1].
 FEATURES = ("input", "label", "source", "row", "col", "aug", "height", "width")
+SCALE = "scale"  # float, the patch's upscaling factor: only in multi-scale records
 AUG_SCALES = (1.0, 0.9, 0.8, 0.7, 0.6)  # FSRCNN's downscaled copies
 AUG_ROTATIONS = 4  # rot90 k = 0..3; with a flip: 8 dihedral variants
 
@@ -39,8 +40,10 @@ def augment_variants(hr: np.ndarray, augment: bool) -> Iterator[tuple[int, np.nd
                 yield si * 8 + flip * 4 + k, np.ascontiguousarray(np.rot90(img, k))
 
 
-def make_pair(hr_uint8: np.ndarray, scale: int, blur_sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 HR HxWxC -> (input, label) float32 HxWxC, modcropped: bicubic-degraded and HR / 255."""
+def make_pair(hr_uint8: np.ndarray, scale: float,
+              blur_sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 HR HxWxC -> (input, label) float32 HxWxC, modcropped (imaging.modcrop: to a
+    multiple of the scale, or of p for a fractional p/q): bicubic-degraded and HR / 255."""
     hr = imaging.modcrop(hr_uint8, scale).astype(np.float64) / 255.0
     return imaging.degrade(hr, scale, blur_sigma).astype(np.float32), hr.astype(np.float32)
 
@@ -64,9 +67,14 @@ def extract_patches(
         yield r, c, inp[r : r + p, c : c + p], label[r + pad : r + pad + l, c + pad : c + pad + l]
 
 
-def encode_example(inp: np.ndarray, label: np.ndarray, source: int, row: int, col: int, aug: int) -> bytes:
+def encode_example(inp: np.ndarray, label: np.ndarray, source: int, row: int, col: int,
+                   aug: int, scale: float | None = None) -> bytes:
+    """One patch (or whole validation image) as Example bytes; `scale` only for multi-scale
+    records (single-scale ones keep the scale in their manifest)."""
+    extra = {} if scale is None else {SCALE: float(scale)}
     return tfrecord.encode_example(
         {
+            **extra,
             "input": np.ascontiguousarray(inp, dtype=np.float32).tobytes(),
             "label": np.ascontiguousarray(label, dtype=np.float32).tobytes(),
             "source": source,
@@ -78,3 +86,29 @@ def encode_example(inp: np.ndarray, label: np.ndarray, source: int, row: int, co
         }
     )
 
+
+def image_examples(hr: np.ndarray, index: int, scales: tuple[float, ...], patch_size: int,
+                   label_size: int, stride: int, blur_sigma: float,
+                   augment: bool) -> Iterator[bytes]:
+    """Example bytes of every training patch of source image `index` (uint8 HR HxWxC): each
+    augmented variant on the paper's grid. With several `scales` (a multi-scale set), patch
+    position j takes scale (index + j) mod K of the K scales and stores it."""
+    multi = len(scales) > 1
+    for aug, variant in augment_variants(hr, augment):
+        for k, scale in enumerate(scales):
+            if min(imaging.modcrop(variant, scale).shape[:2]) < patch_size:
+                continue  # too small for one patch (and for the bicubic degradation)
+            inp, label = make_pair(variant, scale, blur_sigma)
+            grid = extract_patches(inp, label, patch_size, label_size, stride)
+            for j, (r, c, pi, pl) in enumerate(grid):
+                if (index + j) % len(scales) == k:
+                    yield encode_example(pi, pl, index, r, c, aug, scale if multi else None)
+
+
+def val_examples(hr: np.ndarray, index: int, scales: tuple[float, ...],
+                 blur_sigma: float) -> list[bytes]:
+    """Example bytes of a held-out whole image at each scale it is large enough for (the
+    shave plus 6 pixels a side left to measure); the scale stored when there are several."""
+    return [encode_example(*make_pair(hr, s, blur_sigma), index, 0, 0, 0,
+                           s if len(scales) > 1 else None)
+            for s in scales if min(imaging.modcrop(hr, s).shape[:2]) >= 2 * imaging.shave(s) + 12]

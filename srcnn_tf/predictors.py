@@ -22,45 +22,63 @@ def bicubic_predictor(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def keras_predictor(model, model_config) -> Predictor:
-    """A Keras SRCNN as a predictor (edge-replicated borders, clipped to [0, 1])."""
+def keras_predictor(model, model_config, scale: float | None = None) -> Predictor:
+    """A Keras SRCNN as a predictor (edge-replicated borders, clipped to [0, 1]); a scale_input
+    model is told `scale` (None: blind)."""
     import tensorflow as tf
 
     from srcnn_tf.model import super_resolve
 
+    told = None if scale is None else tf.constant(scale, tf.float32)
+
     @tf.function(reduce_retracing=True)
     def run(x):
-        return super_resolve(model, model_config, x)
+        return super_resolve(model, model_config, x, told)
 
     return lambda x: run(tf.constant(x[None], tf.float32))[0].numpy()
 
 
-def saved_model_y_predictor(path: str) -> Predictor:
-    """A SavedModel's `super_resolve_y` signature as a predictor."""
+def saved_model_y_predictor(path: str, scale: float | None = None) -> Predictor:
+    """A SavedModel's `super_resolve_y` signature as a predictor; with `scale`, a multi-scale
+    model's `super_resolve_y_at` (told the factor)."""
     import tensorflow as tf
 
-    fn = tf.saved_model.load(path).signatures["super_resolve_y"]
+    signatures = tf.saved_model.load(path).signatures
+    if scale is not None and "super_resolve_y_at" in signatures:
+        fn, s = signatures["super_resolve_y_at"], tf.constant(scale, tf.float32)
+        return lambda x: fn(y=tf.constant(x[None], tf.float32), scale=s)["y"][0].numpy()
+    fn = signatures["super_resolve_y"]
     return lambda x: fn(y=tf.constant(x[None], tf.float32))["y"][0].numpy()
 
 
 class TFLiteY:
-    """LiteRT interpreter over a Y model, resized to each input; callable like a predictor."""
+    """LiteRT interpreter over a Y model, resized to each input; callable like a predictor.
+    A multi-scale model's file has a second input, the factor: `scale` is fed to it."""
 
-    def __init__(self, path: str, num_threads: int | None = None) -> None:
+    def __init__(self, path: str, num_threads: int | None = None,
+                 scale: float | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
         self.interpreter = Interpreter(model_path=path, num_threads=num_threads or os.cpu_count())
         self._shape: tuple[int, ...] | None = None
+        inputs = self.interpreter.get_input_details()
+        self._y = next(d for d in inputs if len(d["shape"]) == 4)
+        self._scale = next((d for d in inputs if len(d["shape"]) < 4), None)
+        if self._scale is not None and scale is None:
+            raise ValueError(f"{path} takes the upscaling factor as an input: give the scale")
+        self.scale = scale
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         it = self.interpreter
         batch = x[None].astype(np.float32)
-        inp = it.get_input_details()[0]
         if self._shape != batch.shape:
-            it.resize_tensor_input(inp["index"], batch.shape, strict=False)
+            it.resize_tensor_input(self._y["index"], batch.shape, strict=False)
             it.allocate_tensors()
             self._shape = batch.shape
-        it.set_tensor(inp["index"], batch)
+        it.set_tensor(self._y["index"], batch)
+        if self._scale is not None:
+            it.set_tensor(self._scale["index"],
+                          np.full(self._scale["shape"], self.scale, np.float32))
         it.invoke()
         return it.get_tensor(it.get_output_details()[0]["index"])[0]
 
@@ -79,19 +97,27 @@ def sc_predictor(models_dir: str, scale: int, learned_at: int | None = 2,
 
 def load_predictor(spec: str, num_threads: int | None = None) -> tuple[Predictor, str, dict]:
     """'bicubic', a training run dir, a SavedModel (version dir or its parent), or a .tflite
-    file -> (predictor, method name, info such as the model's scale)."""
+    file -> (predictor, method name, info such as the model's scale). For models that take
+    the factor (multi-scale ones) info["at"](scale) is the predictor told that factor."""
     if spec == "bicubic":
         return bicubic_predictor, "bicubic", {}
     if spec.endswith(".tflite"):
         if not os.path.isfile(spec):
             raise FileNotFoundError(f"{spec}: no such TFLite file")
-        return TFLiteY(spec, num_threads), f"SRCNN tflite {os.path.basename(spec)}", {}
+        name = f"SRCNN tflite {os.path.basename(spec)}"
+        probe = TFLiteY(spec, num_threads, scale=2.0)
+        if probe._scale is None:
+            return probe, name, {}
+        return probe, name, {"at": lambda s: TFLiteY(spec, num_threads, scale=s)}
     if os.path.isfile(os.path.join(spec, "config.json")):
         from srcnn_tf.runs import load_model
 
         model, cfg, scale = load_model(spec)
         name = f"SRCNN {cfg.preset} ({os.path.basename(os.path.normpath(spec))})"
-        return keras_predictor(model, cfg), name, {"scale": scale}
+        info: dict = {"scale": scale}
+        if cfg.scale_input:
+            info["at"] = lambda s: keras_predictor(model, cfg, s)
+        return keras_predictor(model, cfg), name, info
     from srcnn_tf.runs import newest_version
 
     path = newest_version(spec)
@@ -99,7 +125,10 @@ def load_predictor(spec: str, num_threads: int | None = None) -> tuple[Predictor
         meta_path = os.path.join(path, "metadata.json")
         meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {}
         name = f"SRCNN {meta.get('preset', '')} (SavedModel {path})".replace("  ", " ")
-        return saved_model_y_predictor(path), name, {"scale": meta.get("scale")}
+        info = {"scale": meta.get("scale")}
+        if isinstance(meta.get("scale"), list):
+            info["at"] = lambda s: saved_model_y_predictor(path, s)
+        return saved_model_y_predictor(path), name, info
     raise FileNotFoundError(f"{spec}: not 'bicubic', a run directory (config.json), a SavedModel "
                             f"or a .tflite file")
 
@@ -107,18 +136,20 @@ def load_predictor(spec: str, num_threads: int | None = None) -> tuple[Predictor
 # ----------------------------------------------------------------------------- the protocol
 
 
-def test_pair(path: str, scale: int,
+def test_pair(path: str, scale: float,
               max_pixels: int = imaging.MAX_PIXELS) -> tuple[np.ndarray, np.ndarray]:
     """HR file -> (HR Y uint8 (H, W, 1) modcropped, bicubic input float32 (H, W, 1)).
 
     Raises imaging.ImageError naming the file when it does not decode, declares more than
-    `max_pixels` pixels, or leaves nothing to measure once `scale` pixels are shaved.
+    `max_pixels` pixels, or leaves nothing to measure once imaging.shave(scale) pixels are
+    shaved.
     """
     y = imaging.modcrop(imaging.to_y(imaging.load_image(path, max_pixels=max_pixels)), scale)
-    if min(y.shape[:2]) <= 2 * scale:
+    shave = imaging.shave(scale)
+    if min(y.shape[:2]) <= 2 * shave:
         raise imaging.ImageError(f"{path}: too small ({y.shape[1]}x{y.shape[0]} after cropping "
-                                 f"to a multiple of {scale}) to measure with {scale} pixels "
-                                 f"shaved")
+                                 f"to a multiple of {imaging.crop_multiple(scale)}) to measure "
+                                 f"with {shave} pixels shaved")
     return y, imaging.degrade(y.astype(np.float64) / 255.0, scale).astype(np.float32)
 
 
@@ -128,14 +159,15 @@ def super_resolve_y(predictor: Predictor, inp: np.ndarray) -> np.ndarray:
 
 
 def mean_psnr(predictor: Predictor, pairs: Iterable[tuple[np.ndarray, np.ndarray]],
-              scale: int) -> float:
-    """Mean PSNR (uint8 Y, shave = scale) over (bicubic input, HR uint8) pairs."""
-    values = [metrics.psnr(super_resolve_y(predictor, inp), hr, crop_border=scale)
+              scale: float) -> float:
+    """Mean PSNR (uint8 Y, shave = imaging.shave(scale)) over (bicubic input, HR uint8) pairs."""
+    values = [metrics.psnr(super_resolve_y(predictor, inp), hr,
+                           crop_border=imaging.shave(scale))
               for inp, hr in pairs]
     return float(np.mean(values))
 
 
-def folder_pairs(folder: str, scale: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def folder_pairs(folder: str, scale: float) -> list[tuple[np.ndarray, np.ndarray]]:
     """(bicubic input, HR Y) of every image of a test folder (errors name the bad file)."""
     return [test_pair(p, scale)[::-1] for p in imaging.list_images(folder)]
 

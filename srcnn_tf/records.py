@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 import os
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -41,7 +41,10 @@ log = logging.getLogger("srcnn_tf.records")
 class RecordsConfig:
     """Everything that decides the records' content (the paper's values as defaults)."""
 
-    scale: int = 3
+    # One upscaling factor, or several (a multi-scale set: the patch positions of each image
+    # take the factors in turn, and each patch stores its own; validation has every image at
+    # every factor). Fractional factors p/q crop HR to multiples of p (imaging.modcrop).
+    scale: float | tuple[float, ...] = 3
     out_dir: str = "tfrecords"
     input_dirs: tuple[str, ...] = ()  # image folders, read recursively, in this order
     tfds_name: str | None = None
@@ -66,8 +69,11 @@ class RecordsConfig:
 
     def validate(self) -> None:
         """Raises ValueError naming the field for inconsistent settings."""
-        if self.scale < 2:
-            raise ValueError(f"scale must be >= 2, got {self.scale}")
+        scales = self.scales
+        for s in scales:
+            imaging.scale_ratio(s)  # ValueError naming the value
+        if len(set(scales)) != len(scales):
+            raise ValueError(f"scale: {imaging.scale_name(scales)} lists a factor twice")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
         if self.label_size > self.patch_size:
@@ -92,12 +98,21 @@ class RecordsConfig:
                                       self.tfds_image_key, self.val_dir, self.val_fraction)
 
     @property
+    def scales(self) -> tuple[float, ...]:
+        return imaging.scale_list(self.scale)
+
+    @property
+    def multiscale(self) -> bool:
+        return len(self.scales) > 1
+
+    @property
     def record_dir(self) -> str:
-        return os.path.join(self.out_dir, f"x{self.scale}")
+        return os.path.join(self.out_dir, f"x{imaging.scale_name(self.scale)}")
 
     def content_fields(self) -> dict[str, Any]:
         """The fields that decide the bytes written (not workers/strict/overwrite/progress)."""
         d = dataclasses.asdict(self)
+        d["scale"] = imaging.scale_json(self.scale)  # 3 and 3.0, (3,) and 3: the same records
         for k in ("workers", "strict", "overwrite", "progress", "out_dir"):
             d.pop(k)
         return d
@@ -139,19 +154,17 @@ def _process_shard(task: ShardTask, config: RecordsConfig) -> dict[str, Any]:
             outcome, hr = _decode(source, data, config.channels, config.max_pixels)
             if hr is not None:
                 n = 0
-                for aug, variant in patches_lib.augment_variants(hr, config.augment):
-                    if min(variant.shape[:2]) // config.scale * config.scale < config.patch_size:
-                        continue  # too small for one patch (and for the bicubic degradation)
-                    inp, label = patches_lib.make_pair(variant, config.scale, config.blur_sigma)
-                    for r, c, pi, pl in patches_lib.extract_patches(
-                            inp, label, config.patch_size, config.label_size, config.stride):
-                        writer.write(patches_lib.encode_example(pi, pl, index, r, c, aug))
-                        n += 1
+                for example in patches_lib.image_examples(
+                        hr, index, config.scales, config.patch_size, config.label_size,
+                        config.stride, config.blur_sigma, config.augment):
+                    writer.write(example)
+                    n += 1
                 if n == 0:
                     outcome.update(
                         status="skipped",
                         reason=f"{source.id}: too small ({hr.shape[1]}x{hr.shape[0]}) for "
-                        f"{config.patch_size}x{config.patch_size} patches at scale {config.scale}",
+                        f"{config.patch_size}x{config.patch_size} patches at scale "
+                        f"{imaging.scale_name(config.scale)}",
                         patches=0,
                     )
                 else:
@@ -225,8 +238,8 @@ def _say_what_is_replaced(record_dir: str, config: RecordsConfig) -> None:
         old = load_manifest(record_dir)
     except (FileNotFoundError, ValueError, json.JSONDecodeError):
         return
-    before = ", ".join(_source_names(old.get("config", {})))
-    after = ", ".join(_source_names(dataclasses.asdict(config)))
+    before = ", ".join(sources_lib.source_names(old.get("config", {})))
+    after = ", ".join(sources_lib.source_names(dataclasses.asdict(config)))
     changed = sorted(k for k, v in config.content_fields().items()
                      if old.get("config", {}).get(k) != v and k != "input_dirs")
     log.warning("%s: replacing records built from %s with records from %s%s", record_dir,
@@ -243,13 +256,15 @@ def _write_val(
             outcome, hr = _decode(source, data, config.channels, config.max_pixels)
             entry: dict[str, Any] = {"id": source.id, "split": "val", **outcome}
             if hr is not None:
-                if min(hr.shape[:2]) < 2 * config.scale + 12:
+                examples = patches_lib.val_examples(hr, first_index + k, config.scales,
+                                                    config.blur_sigma)
+                for example in examples:
+                    writer.write(example)
+                if examples:
+                    entry.update(status="ok", patches=len(examples))
+                else:
                     entry.update(status="skipped", patches=0,
                                  reason=f"{source.id}: too small for validation")
-                else:
-                    inp, label = patches_lib.make_pair(hr, config.scale, config.blur_sigma)
-                    writer.write(patches_lib.encode_example(inp, label, first_index + k, 0, 0, 0))
-                    entry.update(status="ok", patches=1)
             entries.append(entry)
     os.replace(tmp, path)
     return entries, writer.sha256()
@@ -315,16 +330,19 @@ def _write_manifest(config: RecordsConfig, fingerprint: str, entries: list[dict]
         raise ValueError("no training patches were produced: every image was skipped or too small")
     manifest = {
         "schema_version": SCHEMA_VERSION, "fingerprint": fingerprint,
-        "config": dataclasses.asdict(config), "scale": config.scale,
+        "config": {**dataclasses.asdict(config), "scale": imaging.scale_json(config.scale)},
+        "scale": imaging.scale_json(config.scale),
         "channels": config.channels, "patch_size": config.patch_size,
         "label_size": config.label_size, "compression": config.compression,
-        "features": list(patches_lib.FEATURES), "sources": entries,
+        "features": list(patches_lib.FEATURES) + ([patches_lib.SCALE] if config.multiscale
+                                                  else []),
+        "sources": entries,
         "train": {"shards": shards, "patches": total,
                   "images": sum(e["status"] == "ok" for e in entries if e["split"] == "train")},
         "val": val_info,
         "skipped": sum(e["status"] == "skipped" for e in entries),
         "duplicates": sum(e["status"] == "duplicate" for e in entries),
-        "folders": _folder_counts(config.input_dirs, entries),
+        "folders": sources_lib.folder_counts(config.input_dirs, entries),
     }
     tmp = os.path.join(config.record_dir, MANIFEST + ".tmp")
     with open(tmp, "w") as f:
@@ -333,26 +351,14 @@ def _write_manifest(config: RecordsConfig, fingerprint: str, entries: list[dict]
     return manifest
 
 
-def _folder_counts(folders: Sequence[str], entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per input folder: its path as given, the id prefix, images used (train/val) and patches."""
-    out = []
-    for folder, prefix in zip(folders, sources_lib.folder_prefixes(folders)):
-        mine = [e for e in entries if e["id"].startswith(prefix)]
-        out.append({"path": folder, "prefix": prefix,
-                    "train_images": sum(e["status"] == "ok" and e["split"] == "train"
-                                        for e in mine),
-                    "val_images": sum(e["status"] == "ok" and e["split"] == "val" for e in mine),
-                    "patches": sum(e["patches"] for e in mine if e["split"] == "train")})
-    return out
-
-
 # ----------------------------------------------------------------------------- reader
 
 
 def read_patches(record_dir: str, split: str = "train") -> Iterator[dict[str, Any]]:
     """Iterates the records in file order: dicts with
     "input", "label" (float32 numpy HxWxC, values ~[0, 1]), "source" (the image's path relative
-    to the input folder, or its TFDS id), "row", "col", "aug" (ints).
+    to the input folder, or its TFDS id), "row", "col", "aug" (ints), "scale" (the patch's
+    factor: stored per patch in multi-scale records, else the manifest's).
     `split` is "train" (patches) or "val" (whole images).
     """
     manifest = load_manifest(record_dir)
@@ -364,6 +370,7 @@ def read_patches(record_dir: str, split: str = "train") -> Iterator[dict[str, An
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     ids = [s["id"] for s in manifest["sources"]]
     c = manifest["channels"]
+    default_scale = manifest["scale"] if not isinstance(manifest["scale"], list) else None
     for name in files:
         for data in tfrecord.read_records(os.path.join(record_dir, name), manifest["compression"]):
             ex = tfrecord.decode_example(data)
@@ -376,21 +383,13 @@ def read_patches(record_dir: str, split: str = "train") -> Iterator[dict[str, An
                 "row": ex["row"],
                 "col": ex["col"],
                 "aug": ex["aug"],
+                "scale": imaging.scale_list(ex.get(patches_lib.SCALE, default_scale))[0],
             }
-
-
-def _source_names(config: dict[str, Any]) -> list[str]:
-    """Source names of a records config: folder names, the TFDS name or the bundled photos."""
-    if config.get("tfds_name"):
-        return [f"tfds:{config['tfds_name']}/{config.get('tfds_split', 'train')}"]
-    if config.get("input_dirs"):
-        return [os.path.basename(os.path.normpath(d)) for d in config["input_dirs"]]
-    return ["scikit-image photographs"]
 
 
 def describe(manifest: dict[str, Any]) -> dict[str, Any]:
     """What records hold, on any machine: source names, patches, images, fingerprint."""
-    return {"sources": _source_names(manifest["config"]),
+    return {"sources": sources_lib.source_names(manifest["config"]),
             "patches": manifest["train"]["patches"],
             "images": manifest["train"]["images"], "fingerprint": manifest["fingerprint"]}
 
@@ -402,7 +401,7 @@ def summary(manifest: dict[str, Any]) -> str:
     per_folder = "" if len(folders) < 2 else " (" + ", ".join(
         f"{f['prefix'].rstrip('/')}: {f['patches']}" for f in folders) + ")"
     return (
-        f"x{manifest['scale']}: {manifest['train']['patches']} patches{per_folder} from "
+        f"x{imaging.scale_name(manifest['scale'])}: {manifest['train']['patches']} patches{per_folder} from "
         f"{manifest['train']['images']} images in {len(manifest['train']['shards'])} shards, "
         f"{val['images']} val images, {manifest['skipped']} skipped, "
         f"{manifest['duplicates']} duplicates"

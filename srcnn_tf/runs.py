@@ -16,21 +16,24 @@ convolutions as `kernels/i` and `biases/i`, and `metadata.json` (architecture, s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from srcnn_tf.model import ModelConfig, build_srcnn, conv_layers
+from srcnn_tf import imaging
+from srcnn_tf.model import SCALE_PLANES, ModelConfig, build_srcnn, conv_layers
 
 CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
 CHECKPOINTS, BEST, TB = "checkpoints", "best", "tb"
 METADATA = "metadata.json"
-EXPORT_VARIABLE = "{}/{}/.ATTRIBUTES/VARIABLE_VALUE"  # kernels/0 ... of export.SRModule
-ARCHITECTURE = ("preset", "n1", "n2", "padding")
+EXPORT_VARIABLE = "{}/{}/.ATTRIBUTES/VARIABLE_VALUE"  # kernels/0 ... of signatures.SRModule
+ARCHITECTURE = ("preset", "n1", "n2", "padding", "scale_input")
 
 
 def finite(value: float) -> float | None:
@@ -70,9 +73,10 @@ class RunDir:
     def write_config(self, config: dict[str, Any]) -> None:
         write_json(self.file(CONFIG), config)
 
-    def model_config(self) -> tuple[ModelConfig, int]:
+    def model_config(self) -> tuple[ModelConfig, "int | float | list[float]"]:
+        """(architecture, scale as imaging.scale_json: a list for a multi-scale run)."""
         cfg = self.config()
-        return ModelConfig(**cfg["train"]["model"]), int(cfg["scale"])
+        return ModelConfig(**cfg["train"]["model"]), imaging.scale_json(cfg["scale"])
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         record = {k: finite(v) if isinstance(v, float) else v for k, v in record.items()}
@@ -144,10 +148,16 @@ def export_label(path: str) -> str:
     return "/".join(os.path.normpath(os.path.abspath(path)).split(os.sep)[-2:])
 
 
+def architecture(fields: dict[str, Any]) -> dict[str, Any]:
+    """The architecture fields of a metadata or model-config dict (older ones lack
+    scale_input: False)."""
+    return {k: fields.get(k, False) if k == "scale_input" else fields[k] for k in ARCHITECTURE}
+
+
 def load_export(path: str) -> tuple[keras.Model, ModelConfig, dict[str, Any]]:
     """An exported version as a float32 Keras model -> (model, model config, metadata)."""
     meta = read_json(os.path.join(path, METADATA))
-    config = ModelConfig(**{k: meta[k] for k in ARCHITECTURE})
+    config = ModelConfig(**architecture(meta))
     model = build_srcnn(config, dtype="float32")
     warm_start(model, config, path)
     return model, config, meta
@@ -180,7 +190,7 @@ def _describe_export(source: str) -> dict[str, Any]:
         "steps": meta.get("best_step"), "minutes": meta.get("training_minutes"),
         "init_from": None}]
     return {"checkpoint": os.path.join(source, "variables", "variables"),
-            "model": {k: meta[k] for k in ARCHITECTURE}, "scale": meta["scale"],
+            "model": architecture(meta), "scale": meta["scale"],
             "label": label, "chain": chain}
 
 
@@ -195,7 +205,7 @@ def _describe_run(run: RunDir) -> dict[str, Any]:
              "init_from": init.get("label")}
     earlier = [{**s, "data": portable(s.get("data", {}))} for s in init.get("chain", [])]
     return {"checkpoint": path,
-            "model": {k: cfg["train"]["model"][k] for k in ARCHITECTURE},
+            "model": architecture(cfg["train"]["model"]),
             "scale": cfg["scale"], "label": run.name, "chain": earlier + [stage]}
 
 
@@ -209,10 +219,24 @@ def warm_start(model: keras.Model, config: ModelConfig, source: str) -> dict[str
     match. Returns describe_init's record without the checkpoint path."""
     info = describe_init(source)
     want = {k: getattr(config, k) for k in info["model"]}
-    if info["model"] != want:
+    widen = not info["model"]["scale_input"] and config.scale_input
+    if {**info["model"], "scale_input": config.scale_input} != want or (
+            info["model"]["scale_input"] and not config.scale_input):
         raise ValueError(f"init_from: {source} holds a {info['model']} model, this run "
                          f"trains {want}")
-    restore_weights(model, info.pop("checkpoint"))
+    if not widen:
+        restore_weights(model, info.pop("checkpoint"))
+        return info
+    # A single-scale model starts a scale_input one: its weights, zero weights on the scale
+    # planes, so the new model begins as the old one at every factor.
+    source_model = build_srcnn(dataclasses.replace(config, scale_input=False), dtype="float32")
+    restore_weights(source_model, info.pop("checkpoint"))
+    for i, (src, dst) in enumerate(zip(conv_layers(source_model), conv_layers(model))):
+        kernel, bias = src.get_weights()
+        if i == 0:
+            extra = np.zeros(kernel.shape[:2] + (SCALE_PLANES,) + kernel.shape[3:], kernel.dtype)
+            kernel = np.concatenate([kernel, extra], axis=2)
+        dst.set_weights([kernel, bias])
     return info
 
 

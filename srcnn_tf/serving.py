@@ -45,18 +45,27 @@ def rest_url(host: str, port: int, model: str, version: int | None = None) -> st
     return f"http://{host}:{port}/v1/models/{model}{v}:predict"
 
 
-def rest_request_image(images: np.ndarray) -> dict[str, Any]:
-    """serving_default body (row format): uint8 (B, H, W, 3) -> {"instances": [...]}."""
+def rest_request_image(images: np.ndarray, scale: float | None = None) -> dict[str, Any]:
+    """serving_default body: uint8 (B, H, W, 3) -> row format {"instances": [...]}; with
+    `scale` (a multi-scale model), columnar {"inputs": {"image": [...], "scale": s}} (row
+    format needs every input batched)."""
     arr = np.asarray(images)
     if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
         raise ValueError(f"expected uint8 [batch, H, W, 3], got {arr.dtype} {arr.shape}")
+    if scale is not None:
+        return {"signature_name": "serving_default",
+                "inputs": {"image": arr.tolist(), "scale": float(scale)}}
     return {"signature_name": "serving_default", "instances": arr.tolist()}
 
 
-def rest_request_encoded(image_bytes: bytes) -> dict[str, Any]:
-    """upscale_encoded body (columnar format, binary as base64): {"inputs": {"image_bytes": ...}}."""
-    return {"signature_name": "upscale_encoded",
-            "inputs": {"image_bytes": [{"b64": base64.b64encode(image_bytes).decode("ascii")}]}}
+def rest_request_encoded(image_bytes: bytes, scale: float | None = None) -> dict[str, Any]:
+    """upscale_encoded body (columnar format, binary as base64): {"inputs": {"image_bytes": ...}}
+    (and "scale" for a multi-scale model)."""
+    inputs: dict[str, Any] = {
+        "image_bytes": [{"b64": base64.b64encode(image_bytes).decode("ascii")}]}
+    if scale is not None:
+        inputs["scale"] = float(scale)
+    return {"signature_name": "upscale_encoded", "inputs": inputs}
 
 
 def rest_request_y(y: np.ndarray) -> dict[str, Any]:

@@ -175,3 +175,24 @@ def collect_sources(config: SourceSpec) -> tuple[list[Source], list[Source], lis
     train, val = split_val(sources, config.val_fraction)
     return train, val, dups
 
+
+def folder_counts(folders: Sequence[str], entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per input folder: its path as given, the id prefix, images used (train/val) and patches."""
+    out = []
+    for folder, prefix in zip(folders, folder_prefixes(folders)):
+        mine = [e for e in entries if e["id"].startswith(prefix)]
+        out.append({"path": folder, "prefix": prefix,
+                    "train_images": sum(e["status"] == "ok" and e["split"] == "train"
+                                        for e in mine),
+                    "val_images": sum(e["status"] == "ok" and e["split"] == "val" for e in mine),
+                    "patches": sum(e["patches"] for e in mine if e["split"] == "train")})
+    return out
+
+
+def source_names(config: dict[str, Any]) -> list[str]:
+    """Source names of a records config: folder names, the TFDS name or the bundled photos."""
+    if config.get("tfds_name"):
+        return [f"tfds:{config['tfds_name']}/{config.get('tfds_split', 'train')}"]
+    if config.get("input_dirs"):
+        return [os.path.basename(os.path.normpath(d)) for d in config["input_dirs"]]
+    return ["scikit-image photographs"]

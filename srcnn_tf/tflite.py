@@ -11,19 +11,29 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
-from srcnn_tf import predictors, records, runs
+from srcnn_tf import imaging, predictors, records, runs
 
 VARIANTS = ("fp32", "fp16", "dynamic_int8", "int8")
 
 
-def representative_inputs(record_dir: str, count: int = 200, seed: int = 0) -> list[np.ndarray]:
-    """Training patches (1, P, P, 1) float32 for full-integer calibration, spread over the set."""
+def representative_inputs(record_dir: str, count: int = 200, seed: int = 0,
+                          scale_input: bool = False) -> list[np.ndarray]:
+    """Training patches (1, P, P, 1) float32 for full-integer calibration, spread over the set;
+    with `scale_input`, (1, P, P, 3) with each patch's scale planes (model.with_scale), what a
+    scale_input Keras model reads."""
     manifest = records.load_manifest(record_dir)
     total = manifest["train"]["patches"]
     rng = np.random.default_rng(seed)
     wanted = set(rng.choice(total, size=min(count, total), replace=False).tolist())
-    return [p["input"][None] for i, p in enumerate(records.read_patches(record_dir))
-            if i in wanted]
+    out = []
+    for i, p in enumerate(records.read_patches(record_dir)):
+        if i in wanted:
+            x = p["input"][None]
+            if scale_input:
+                planes = np.ones(x.shape[:3] + (2,), np.float32) * np.float32([1.0, p["scale"]])
+                x = np.concatenate([x, planes], axis=-1)
+            out.append(x)
+    return out
 
 
 def _optimised_rounding(w: np.ndarray, gram: np.ndarray, sweeps: int = 50) -> np.ndarray:
@@ -116,8 +126,15 @@ def convert_tflite(saved_model_dir: str, variant: str,
             return convert_tflite(_int8_rounded_copy(saved_model_dir, representative, tmp),
                                   "int8_as_is", representative)
     loaded = tf.saved_model.load(saved_model_dir)
-    frozen = convert_variables_to_constants_v2(loaded.signatures["super_resolve_y"])
+    told = "super_resolve_y_at" in loaded.signatures and runs.read_json(
+        os.path.join(saved_model_dir, "metadata.json")).get("scale_input", False)
+    frozen = convert_variables_to_constants_v2(
+        loaded.signatures["super_resolve_y_at" if told else "super_resolve_y"])
     conv = tf.lite.TFLiteConverter.from_concrete_functions([frozen], loaded)
+    if told and representative:  # (1, P, P, 3) planes -> the inputs (y, scale), in order
+        representative = [[x[..., :1], np.float32(x[0, 0, 0, 2])] for x in representative]
+    else:
+        representative = [[x] for x in representative] if representative else representative
     if variant == "fp16":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.target_spec.supported_types = [tf.float16]
@@ -127,7 +144,8 @@ def convert_tflite(saved_model_dir: str, variant: str,
         if not representative:
             raise ValueError("full-integer int8 needs representative inputs")
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = lambda: ([x.astype(np.float32)] for x in representative)
+        conv.representative_dataset = lambda: ([np.asarray(v, np.float32) for v in x]
+                                               for x in representative)
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     elif variant != "fp32":
         raise ValueError(f"unknown TFLite variant {variant!r}; one of {VARIANTS}")
@@ -146,15 +164,20 @@ def _int8_rounded_copy(saved_model_dir: str, representative: list[np.ndarray], t
 
 
 def export_tflite(saved_model_dir: str, record_dir: str | None,
-                  eval_folders: str | Sequence[str] | None, scale: int,
+                  eval_folders: str | Sequence[str] | None, scale: float | Sequence[float],
                   variants: tuple[str, ...] = VARIANTS, latency_size: int = 256,
                   rounds: int = 20) -> dict[str, Any]:
-    """Writes `<saved_model_dir>/tflite/srcnn_x{S}_{variant}.tflite` and `report.md`.
+    """Writes `<saved_model_dir>/tflite/srcnn_x{S}_{variant}.tflite` (srcnn_multiscale_...
+    for several scales) and `report.md`.
 
     The report gives each variant's size, PSNR on every folder of `eval_folders` (e.g. Set5,
-    Set14) and its loss against the SavedModel, and the median latency on a latency_size^2
-    input with all CPU threads, the variants timed in alternation (round r of each in turn).
+    Set14) at each scale and its loss against the SavedModel, and the median latency on a
+    latency_size^2 input with all CPU threads, the variants timed in alternation (round r of
+    each in turn).
     """
+    scales = imaging.scale_list(scale)
+    multi = len(scales) > 1
+    prefix = "srcnn_multiscale" if multi else f"srcnn_x{imaging.scale_label(scales[0])}"
     if isinstance(eval_folders, str):
         eval_folders = [eval_folders]
     out_dir = os.path.join(saved_model_dir, "tflite")
@@ -162,25 +185,34 @@ def export_tflite(saved_model_dir: str, record_dir: str | None,
     if "int8" in variants and not record_dir:
         raise ValueError("the int8 variant needs the training records (record_dir) for "
                          "calibration")
-    representative = representative_inputs(record_dir) if "int8" in variants else None
-    sets = {os.path.basename(os.path.normpath(f)): predictors.folder_pairs(f, scale)
-            for f in eval_folders or []}
-    reference = predictors.saved_model_y_predictor(saved_model_dir)
-    ref = {name: predictors.mean_psnr(reference, pairs, scale) for name, pairs in sets.items()}
+    meta = runs.read_json(os.path.join(saved_model_dir, "metadata.json"))
+    told = meta.get("scale_input", False)
+    representative = representative_inputs(record_dir, scale_input=told) \
+        if "int8" in variants else None
+    sets = {}  # name -> (scale, pairs)
+    for folder in eval_folders or []:
+        name = os.path.basename(os.path.normpath(folder))
+        for s in scales:
+            key = f"{name} x{imaging.scale_label(s)}" if multi else name
+            sets[key] = (s, predictors.folder_pairs(folder, s))
+    ref = {name: predictors.mean_psnr(predictors.saved_model_y_predictor(
+        saved_model_dir, s if told else None), pairs, s) for name, (s, pairs) in sets.items()}
     rows, runners = {}, {}
     for variant in variants:
-        path = os.path.join(out_dir, f"srcnn_x{scale}_{variant}.tflite")
+        path = os.path.join(out_dir, f"{prefix}_{variant}.tflite")
         with open(path, "wb") as f:
             f.write(convert_tflite(saved_model_dir, variant, representative))
-        runners[variant] = predictors.TFLiteY(path)
+        runners[variant] = predictors.TFLiteY(path, scale=scales[0])
         rows[variant] = {"file": os.path.basename(path), "bytes": os.path.getsize(path),
-                         "psnr": {n: predictors.mean_psnr(runners[variant], pairs, scale)
-                                  for n, pairs in sets.items()}}
+                         "psnr": {n: predictors.mean_psnr(
+                             predictors.TFLiteY(path, scale=s) if told else runners[variant],
+                             pairs, s) for n, (s, pairs) in sets.items()}}
         rows[variant]["psnr_loss"] = {n: ref[n] - v for n, v in rows[variant]["psnr"].items()}
     for variant, ms in _alternated_latency(runners, latency_size, rounds).items():
         rows[variant]["latency_ms"] = ms
     with open(os.path.join(out_dir, "report.md"), "w") as f:
-        f.write(_report(runs.export_label(saved_model_dir), rows, ref, scale, latency_size, rounds))
+        f.write(_report(runs.export_label(saved_model_dir), rows, ref, scales, latency_size,
+                        rounds))
     return {"variants": rows, "savedmodel_psnr": ref, "dir": out_dir}
 
 
@@ -198,15 +230,16 @@ def _alternated_latency(runners: dict[str, Any], size: int, rounds: int) -> dict
     return {v: 1000 * statistics.median(t) for v, t in times.items()}
 
 
-def _report(label: str, rows: dict[str, dict], ref: dict[str, float], scale: int,
-            size: int, rounds: int) -> str:
+def _report(label: str, rows: dict[str, dict], ref: dict[str, float],
+            scales: tuple[float, ...], size: int, rounds: int) -> str:
     fp32_ms = rows.get("fp32", {}).get("latency_ms")
     lines = [f"# TFLite variants of {label}", "",
              f"Latency: median of {rounds} alternated runs on a {size}x{size} Y input, LiteRT "
              f"with {os.cpu_count()} threads on this machine.", ""]
     if ref:
-        lines += ["PSNR: x%d, paper protocol; SavedModel reference %s." % (scale, ", ".join(
-            f"{n} {v:.3f} dB" for n, v in ref.items())), ""]
+        lines += ["PSNR: x%s, paper protocol; SavedModel reference %s." % (
+            imaging.scale_name(scales), ", ".join(f"{n} {v:.3f} dB" for n, v in ref.items())),
+            ""]
     head = "".join(f" {n} PSNR (dB) | {n} loss (dB) |" for n in ref)
     lines += [f"| variant | file | size (KiB) |{head} latency (ms) | speed vs fp32 |",
               "|---|---|---|" + "---|---|" * len(ref) + "---|---|"]

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, Iterator, Mapping, Union
 
 import google_crc32c
 
-Feature = Union[bytes, int]
+Feature = Union[bytes, int, float]
 
 
 _SMALL_VARINTS = tuple(bytes((i,)) for i in range(128))
@@ -68,17 +68,26 @@ def _bytes_entry(key: str, value: bytes) -> bytes:
                      value))
 
 
+def _float_entry(key: str, value: float) -> bytes:
+    """Map entry {key: Feature.float_list (packed float32)}."""
+    return _field(1, _key_field(key) + _field(2, _field(2, _field(1, struct.pack("<f", value)))))
+
+
 def encode_example(features: Mapping[str, Feature]) -> bytes:
-    """Serialises {key: bytes | int} as a tf.train.Example (one value per feature)."""
+    """Serialises {key: bytes | int | float} as a tf.train.Example (one value per feature;
+    floats as float32)."""
     entries = []
     for key in sorted(features):
         value = features[key]
         if isinstance(value, (bytes, bytearray)):
             entries.append(_bytes_entry(key, bytes(value)))
-        elif isinstance(value, int):
-            entries.append(_int_entry(key, value))
+        elif isinstance(value, (bool, int)):
+            entries.append(_int_entry(key, int(value)))
+        elif isinstance(value, float):
+            entries.append(_float_entry(key, value))
         else:
-            raise TypeError(f"feature {key!r}: expected bytes or int, got {type(value).__name__}")
+            raise TypeError(f"feature {key!r}: expected bytes, int or float, got "
+                            f"{type(value).__name__}")
     body = b"".join(entries)
     return b"\x0a" + _varint(len(body)) + body
 
@@ -106,12 +115,16 @@ def _fields(buf: bytes) -> Iterator[tuple[int, int, bytes | int]]:
         elif wire == 0:
             value, pos = _read_varint(buf, pos)
             yield number, wire, value
+        elif wire == 5:  # fixed32 (an unpacked float)
+            yield number, wire, buf[pos : pos + 4]
+            pos += 4
         else:
             raise ValueError(f"unsupported protobuf wire type {wire}")
 
 
 def decode_example(data: bytes) -> dict[str, Feature]:
-    """Inverse of `encode_example` for single-valued bytes/int64 features."""
+    """Inverse of `encode_example` for single-valued bytes/int64/float features (floats come
+    back as Python floats of their float32 value)."""
     out: dict[str, Feature] = {}
     for _, _, features in _fields(data):
         for _, _, entry in _fields(features):
@@ -130,6 +143,8 @@ def decode_example(data: bytes) -> dict[str, Feature]:
                         out[key] = v - (1 << 64) if v >= 1 << 63 else v
                     elif kind == 3:
                         out[key] = item - (1 << 64) if item >= 1 << 63 else item
+                    elif kind == 2:  # float32, packed (wire 2) or not (wire 5)
+                        out[key] = struct.unpack("<f", item[:4])[0]
     return out
 
 

@@ -37,7 +37,7 @@ class TrainConfig:
     record_dir: str
     run_dir: str
     model: ModelConfig = ModelConfig()
-    scale: int | None = None  # checked against the records when given
+    scale: float | tuple[float, ...] | None = None  # checked against the records when given
     optimizer: str = "adam"  # "adam" or "sgd" (momentum 0.9, the paper's)
     learning_rate: float = 1e-3
     lr_multipliers: tuple[float, float, float] = (1.0, 1.0, 0.1)  # per conv layer
@@ -49,6 +49,7 @@ class TrainConfig:
     max_steps: int = 0  # 0: epochs * steps_per_epoch
     max_minutes: float = 0.0  # 0: no wall-clock budget
     augment: bool = False
+    blind_fraction: float = 0.15  # scale_input models: examples trained without their factor
     shuffle_buffer: int = 16384
     cache: bool = True
     seed: int = 0
@@ -70,6 +71,7 @@ class TrainConfig:
             "mixed_precision": self.mixed_precision in ("auto", "", "mixed_float16",
                                                         "mixed_bfloat16"),
             "learning_rate": self.learning_rate > 0,
+            "blind_fraction": 0 <= self.blind_fraction < 1,
             "batch_size": self.batch_size >= 1,
             "lr_multipliers": len(self.lr_multipliers) == 3 and min(self.lr_multipliers) > 0,
             "epochs": self.epochs >= 1 or self.max_steps >= 1,
@@ -102,8 +104,9 @@ def make_config(record_dir: str, run_dir: str, recipe: str = "fast",
 
 def _sample_strip(images, predict) -> np.ndarray:
     """bicubic | SR | HR centre crops of the first validation image, uint8 (1, h, 3w, C)."""
-    _, inp, hr = images[0]
-    sr = imaging.to_uint8(predict(tf.constant(inp[None]))[0].numpy())
+    _, inp, hr, scale = images[0]
+    sr = imaging.to_uint8(predict(tf.constant(inp[None]), tf.constant(scale, tf.float32))[0]
+                          .numpy())
     h, w = hr.shape[:2]
     s = min(h, w, 128)
     r, c = (h - s) // 2, (w - s) // 2
@@ -145,7 +148,8 @@ class Trainer:
         self.data = data_lib.TrainData(
             config.record_dir, config.batch_size, label_crop=crop, augment=config.augment,
             shuffle_buffer=config.shuffle_buffer, seed=config.seed,
-            deterministic=config.deterministic, cache=config.cache)
+            deterministic=config.deterministic, cache=config.cache,
+            scale_input=config.model.scale_input, blind_fraction=config.blind_fraction)
         self.val = data_lib.val_images(config.record_dir)
         self.total_steps = config.max_steps or config.epochs * self.data.steps_per_epoch
         self._build_state()
@@ -185,7 +189,7 @@ class Trainer:
                 self.run_dir.file(runs.CONFIG)) else None
         if self.config.init_from:
             init = runs.warm_start(self.model, self.config.model, self.config.init_from)
-            log.info("warm start from %s (x%d)", init["label"], init["scale"])
+            log.info("warm start from %s (x%s)", init["label"], imaging.scale_name(init["scale"]))
             return init
         return None
 
@@ -217,8 +221,8 @@ class Trainer:
             return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
         @tf.function(reduce_retracing=True)
-        def predict(x: tf.Tensor) -> tf.Tensor:
-            return super_resolve(model, self.config.model, x)
+        def predict(x: tf.Tensor, scale: tf.Tensor | None = None) -> tf.Tensor:
+            return super_resolve(model, self.config.model, x, scale)
 
         self.predict = predict
         return train_step
@@ -235,9 +239,20 @@ class Trainer:
             "precision": self.precision or "float32"})
 
     def validate(self, predict=None) -> float:
-        """Mean PSNR (uint8 Y, shave = scale) over the records' held-out whole images."""
-        predict = predict or (lambda x: self.predict(tf.constant(x[None]))[0].numpy())
-        return predictors.mean_psnr(predict, [(inp, hr) for _, inp, hr in self.val], self.scale)
+        """Mean PSNR (uint8 Y, shave = scale) over the records' held-out whole images; for
+        multi-scale records the mean of the per-scale means (`validate_per_scale`)."""
+        return float(np.mean(list(self.validate_per_scale(predict).values())))
+
+    def validate_per_scale(self, predict=None) -> dict[float, float]:
+        """{scale: mean PSNR of the held-out images at that scale}."""
+        scales = sorted({v.scale for v in self.val})
+        out = {}
+        for s in scales:
+            told = tf.constant(s, tf.float32) if self.config.model.scale_input else None
+            run = predict or (lambda x: self.predict(tf.constant(x[None]), told)[0].numpy())
+            out[s] = predictors.mean_psnr(run, [(v.input, v.hr) for v in self.val
+                                                if v.scale == s], s)
+        return out
 
     def save(self, elapsed_seconds: float) -> None:
         self.elapsed.assign(elapsed_seconds)
@@ -251,7 +266,11 @@ class Trainer:
                   "loss": loss, "lr": float(self.groups[0][0].learning_rate),
                   "patches_per_s": throughput}
         if validate and self.val:
-            record["val_psnr"] = psnr = self.validate()
+            per_scale = self.validate_per_scale()
+            record["val_psnr"] = psnr = float(np.mean(list(per_scale.values())))
+            if len(per_scale) > 1:
+                record.update({f"val_psnr_x{imaging.scale_label(k)}": v
+                               for k, v in per_scale.items()})
             self.progress.set(val_psnr=psnr)
             if psnr > float(self.best_psnr.numpy()):
                 self.best_psnr.assign(psnr)

@@ -33,9 +33,10 @@ def _bicubic_region(image: np.ndarray, rows: tuple[np.ndarray, np.ndarray],
     return np.einsum("op,ropc->roc", cw, up[:, ci - ci.min()])
 
 
-def upscale_array(image: np.ndarray, scale: int, predict_y: predictors.Predictor,
+def upscale_array(image: np.ndarray, scale: float, predict_y: predictors.Predictor,
                   border: int, tile: int = 512) -> np.ndarray:
-    """Super-resolves uint8 (H, W, 1 or 3) to uint8 (S*H, S*W, same C), tile by tile.
+    """Super-resolves uint8 (H, W, 1 or 3) to uint8 (ceil(S*H), ceil(S*W), same C), tile by
+    tile (S any factor >= 1: MATLAB imresize's output size and weights).
 
     Tiles are cut on the HR grid with `border` (receptive-field radius) pixels of context; the
     bicubic input of each is computed from the LR pixels it needs with the whole image's
@@ -44,7 +45,7 @@ def upscale_array(image: np.ndarray, scale: int, predict_y: predictors.Predictor
     bicubic Cb/Cr; a gray image is its own Y.
     """
     h, w, c = image.shape
-    hr_h, hr_w = h * scale, w * scale
+    hr_h, hr_w = imaging.output_size(h, w, scale)
     out = np.empty((hr_h, hr_w, c), np.uint8)
     rows = imaging.resize_contributions(h, hr_h, float(scale), antialiasing=False)
     cols = imaging.resize_contributions(w, hr_w, float(scale), antialiasing=False)
@@ -62,14 +63,58 @@ def upscale_array(image: np.ndarray, scale: int, predict_y: predictors.Predictor
     return out
 
 
+def scale_for_size(height: int, width: int, size: tuple[int, int]) -> float:
+    """The factor that takes an image of (height, width) to `size` = (width, height) with its
+    aspect kept: from the larger side of `size` against the same side of the image."""
+    target_w, target_h = size
+    return target_w / width if target_w >= target_h else target_h / height
+
+
+def model_scale(meta: dict, scale: float | None, model_dir: str) -> float:
+    """The factor to run a model at: `scale`, checked against what the model serves (its one
+    factor, or (1, max_scale] for a multi-scale model); the model's factor when None."""
+    served = imaging.scale_list(meta["scale"])
+    if len(served) > 1:
+        top = meta.get("max_scale", imaging.MAX_SCALE)
+        if scale is None:
+            raise ValueError(f"{model_dir} is a multi-scale model: give the scale (1 < scale "
+                             f"<= {top:g}) or a size")
+        if not 1 < scale <= top:
+            raise ValueError(f"scale {scale:g} is outside (1, {top:g}], the factors "
+                             f"{model_dir} serves")
+        return scale
+    if scale is not None and scale != served[0]:
+        raise ValueError(f"{model_dir} is an x{imaging.scale_label(served[0])} model, asked "
+                         f"for x{scale:g}")
+    return served[0]
+
+
 def upscale_file(path: str, out_path: str, model_dir: str, tile: int = 512,
-                 max_pixels: int = imaging.MAX_PIXELS) -> tuple[int, int]:
+                 max_pixels: int = imaging.MAX_PIXELS, scale: float | None = None,
+                 size: tuple[int, int] | None = None) -> tuple[int, int]:
     """Reads any image (gray, RGB, RGBA, 16-bit; EXIF orientation applied; at most
-    `max_pixels` declared pixels), writes the SR image; returns its (H, W)."""
+    `max_pixels` declared pixels), writes the SR image; returns its (H, W).
+
+    The factor is `scale`, or the one that reaches `size` = (width, height) with the aspect
+    kept (scale_for_size), or the model's own; a multi-scale model needs one of the first two.
+    The output must fit `max_pixels` too (checked before any work).
+    """
     with open(os.path.join(model_dir, "metadata.json")) as f:
         meta = json.load(f)
     image = imaging.load_image(path, max_pixels=max_pixels)
-    sr = upscale_array(image, meta["scale"], predictors.saved_model_y_predictor(model_dir),
+    h, w = image.shape[:2]
+    if size is not None:
+        scale = scale_for_size(h, w, size)
+        if not 1 < scale <= meta.get("max_scale", imaging.MAX_SCALE):
+            raise ValueError(f"size {size[0]}x{size[1]} needs x{scale:.4g} from {path} "
+                             f"({w}x{h}): outside (1, {meta.get('max_scale', imaging.MAX_SCALE):g}]")
+    scale = model_scale(meta, scale, model_dir)
+    out_h, out_w = imaging.output_size(h, w, scale)
+    if out_h * out_w > max_pixels:
+        raise ValueError(f"{path}: the x{scale:g} output {out_w}x{out_h} = {out_h * out_w} "
+                         f"pixels exceeds the limit of {max_pixels} pixels (max_pixels)")
+    told = scale if isinstance(meta["scale"], list) else None  # multi-scale: told the factor
+    sr = upscale_array(image, scale, predictors.saved_model_y_predictor(model_dir, told),
                        meta["border"], tile)
     imaging.save_image(out_path, sr)
     return sr.shape[0], sr.shape[1]

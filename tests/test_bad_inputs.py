@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srcnn_tf import evaluate, export, imaging, predictors, records
+from srcnn_tf import evaluate, export, imaging, predictors, records, signatures
 from srcnn_tf import upscale as upscale_lib
 from srcnn_tf.model import ModelConfig, build_srcnn
 
@@ -155,6 +155,6 @@ def test_upscale_encoded_checks_the_declared_size_before_decoding(tiny_model):
     for fmt in ("PNG", "JPEG", "GIF", "BMP"):
         data = io.BytesIO()
         Image.fromarray(natural_like(23, 31, seed=3)).save(data, format=fmt)
-        assert export.declared_size(tf.constant(data.getvalue())).numpy().tolist() == [23, 31]
+        assert signatures.declared_size(tf.constant(data.getvalue())).numpy().tolist() == [23, 31]
         out = fn(image_bytes=tf.constant([data.getvalue()]))["image_bytes"].numpy()[0]
         assert Image.open(io.BytesIO(out)).size == (31 * SCALE, 23 * SCALE)

@@ -129,5 +129,6 @@ def test_corrupt_shard_is_named(record_dir, tmp_path):
 def test_val_images(record_dir):
     val = data_lib.val_images(record_dir)
     assert len(val) == 1
-    name, inp, hr = val[0]
+    name, inp, hr, scale = val[0]
+    assert scale == 3
     assert inp.dtype == np.float32 and hr.dtype == np.uint8 and inp.shape == hr.shape

@@ -144,3 +144,44 @@ def test_psnr_time_one_row_per_method(tmp_path):
                ) <= 0.01
     assert (tmp_path / "out" / "psnr_time_x3.png").stat().st_size > 0
     assert len((tmp_path / "out" / "psnr_time_x3.md").read_text().splitlines()) == 2 + 4
+
+
+def test_fractional_scales_through_make_evaluate_and_every_runtime(tmp_path):
+    """SCALES=1.5,2.5: HR cropped to multiples of 3 / 5, ceil(scale) shaved; a multi-scale
+    model is told each factor by its run, SavedModel and TFLite alike."""
+    record_dir = tiny_records(tmp_path, 3, (72, 80), seed=80, num_shards=1, val_fraction=0.34,
+                              scale=(1.5, 2.5, 3))
+    run = tmp_path / "run"
+    train_lib.train(train_lib.TrainConfig(
+        record_dir=record_dir, run_dir=str(run), batch_size=16, max_steps=30, val_every=15,
+        model=ModelConfig(preset="9-1-5", n1=16, n2=8, scale_input=True), progress=False,
+        learning_rate=3e-3))
+    path = export.export_run(str(run), str(tmp_path / "sm"))
+    tflite = os.path.join(tflite_lib.export_tflite(path, None, None, [1.5, 2.5], ("fp32",),
+                                                   rounds=1, latency_size=16)["dir"],
+                          "srcnn_multiscale_fp32.tflite")
+    test_dir = tmp_path / "test"
+    test_dir.mkdir()
+    imaging.save_image(test_dir / "t.png", natural_like(61, 67, seed=81))
+    rows = {}
+    for spec in (str(run), path, tflite, "bicubic"):
+        out = tmp_path / "eval.json"
+        r = subprocess.run([sys.executable, "-m", "pipelines.evaluate", f"--model={spec}",
+                            f"--sets={test_dir}", "--scales=1.5,2.5", f"--out_dir={tmp_path}",
+                            f"--json={out}"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        rows[spec] = {(x["method"] == "bicubic", x["scale"]): x["psnr"]
+                      for x in json.loads(out.read_text())["results"]}
+    for scale, multiple, shave in ((1.5, 3, 2), (2.5, 5, 3)):
+        hr, inp = predictors.test_pair(str(test_dir / "t.png"), scale)
+        assert hr.shape[:2] == (61 // multiple * multiple, 67 // multiple * multiple)
+        bicubic = imaging.to_uint8(inp.astype(np.float64))
+        assert rows["bicubic"][(True, scale)] == pytest.approx(
+            evaluate.metrics.psnr(bicubic, hr, crop_border=shave), abs=1e-9)
+        told = [rows[spec][(False, scale)] for spec in (str(run), path, tflite)]
+        assert max(told) - min(told) < 0.01, told
+    r = subprocess.run([sys.executable, "-m", "pipelines.evaluate", "--model=bicubic",
+                        f"--sets={test_dir}", "--scales=1.2345"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode != 0 and "1.2345 is not a ratio" in r.stderr

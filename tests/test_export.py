@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import os
@@ -18,7 +19,7 @@ from srcnn_tf import evaluate, export, imaging, predictors, runs, serving
 from srcnn_tf import tflite as tflite_lib
 from srcnn_tf import upscale as upscale_lib
 from srcnn_tf import train as train_lib
-from srcnn_tf.model import ModelConfig, super_resolve
+from srcnn_tf.model import ModelConfig, build_srcnn, super_resolve
 
 from conftest import ROOT, natural_like, tiny_records
 
@@ -76,14 +77,16 @@ def session_run(path: str, signature: str, feeds: dict[str, np.ndarray]) -> dict
         return sess.run(fetches, {sig.inputs[k].name: v for k, v in feeds.items()})
 
 
-def signature_feeds() -> dict[str, dict[str, np.ndarray]]:
+def signature_feeds(scale: float | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """A feed for each signature; with `scale`, the multi-scale model's `scale` input too."""
     rgb = natural_like(19, 23, seed=41)
     png = io.BytesIO()
     Image.fromarray(rgb).save(png, format="PNG")
     y = imaging.imresize(imaging.to_y(natural_like(30, 27, seed=42)) / 255.0, 3.0)
-    return {"serving_default": {"image": rgb[None]},
+    extra = {} if scale is None else {"scale": np.float32(scale)}
+    return {"serving_default": {"image": rgb[None], **extra},
             "super_resolve_y": {"y": y[None].astype(np.float32)},
-            "upscale_encoded": {"image_bytes": np.array([png.getvalue()], dtype=object)}}
+            "upscale_encoded": {"image_bytes": np.array([png.getvalue()], dtype=object), **extra}}
 
 
 @pytest.mark.parametrize("signature", ["serving_default", "super_resolve_y", "upscale_encoded"])
@@ -369,7 +372,8 @@ def test_newest_shipped_version_serves_through_the_session_loader(name):
     path = os.path.join(ROOT, "saved_models", name)
     path = os.path.join(path, str(max(export.model_versions(path))))
     eager = tf.saved_model.load(path)
-    for signature, feeds in signature_feeds().items():
+    multi = isinstance(json.load(open(os.path.join(path, "metadata.json")))["scale"], list)
+    for signature, feeds in signature_feeds(2.5 if multi else None).items():
         (key, value), = session_run(path, signature, feeds).items()
         want = eager.signatures[signature](**{k: tf.constant(v) for k, v in feeds.items()})[key]
         if signature == "upscale_encoded":
@@ -378,3 +382,209 @@ def test_newest_shipped_version_serves_through_the_session_loader(name):
         else:
             want = want.numpy()
         np.testing.assert_allclose(value, want, atol=0 if want.dtype == np.uint8 else 1e-5)
+
+
+# ----------------------------------------------------------------------------- any scale
+
+
+@pytest.fixture(scope="module")
+def multiscale(tmp_path_factory):
+    """A small 9-5-5 trained a few steps on x1.5/2/2.5/3/4 records, exported once."""
+    root = tmp_path_factory.mktemp("ms")
+    record_dir = tiny_records(root, 3, (80, 84), seed=60, num_shards=2, val_fraction=0.34,
+                              scale=(1.5, 2, 2.5, 3, 4))
+    run = root / "run"
+    train_lib.train(train_lib.TrainConfig(
+        record_dir=record_dir, run_dir=str(run), model=ModelConfig(n1=16, n2=8, scale_input=True),
+        scale=(1.5, 2, 2.5, 3, 4), batch_size=16, max_steps=20, val_every=10,
+        checkpoint_every=10, progress=False, learning_rate=3e-3))
+    path = export.export_run(str(run), str(root / "saved_models"))
+    return {"run": str(run), "root": str(root / "saved_models"), "path": path,
+            "records": record_dir}
+
+
+def test_multiscale_run_validates_each_scale_and_exports_with_a_scale_input(multiscale):
+    events = [e for e in runs.RunDir(multiscale["run"]).metrics() if "val_psnr" in e]
+    per_scale = [events[-1][f"val_psnr_x{s}"] for s in ("1.5", "2", "2.5", "3", "4")]
+    assert events[-1]["val_psnr"] == pytest.approx(np.mean(per_scale))
+    assert multiscale["path"].endswith(os.path.join("srcnn_multiscale", "1"))
+    meta = json.load(open(os.path.join(multiscale["path"], "metadata.json")))
+    assert meta["scale"] == [1.5, 2, 2.5, 3, 4] and meta["max_scale"] == 4
+    sig = tf.saved_model.load(multiscale["path"]).signatures
+    assert set(sig["serving_default"].structured_input_signature[1]) == {"image", "scale"}
+    assert set(sig["upscale_encoded"].structured_input_signature[1]) == {"image_bytes", "scale"}
+    assert set(sig["super_resolve_y"].structured_input_signature[1]) == {"y"}
+    assert set(sig["super_resolve_y_at"].structured_input_signature[1]) == {"y", "scale"}
+
+
+def test_multiscale_y_signatures_equal_the_keras_model_told_the_scale_or_not(multiscale):
+    model, cfg, _ = runs.load_model(multiscale["run"])
+    assert cfg.scale_input
+    y = np.random.default_rng(3).uniform(size=(1, 30, 26, 1)).astype(np.float32)
+    answers = {}
+    for scale in (None, 1.5, 2.5, 4.0):
+        want = super_resolve(model, cfg, tf.constant(y), scale).numpy()
+        got = session_run(multiscale["path"], "super_resolve_y", {"y": y})["y"] if scale is None \
+            else session_run(multiscale["path"], "super_resolve_y_at",
+                             {"y": y, "scale": np.float32(scale)})["y"]
+        np.testing.assert_allclose(got, want, atol=1e-5)
+        answers[scale] = got
+    assert np.abs(answers[1.5] - answers[4.0]).max() > 1e-4  # the factor reaches the model
+
+
+def test_single_scale_model_starts_a_scale_input_one_unchanged(trained, tmp_path):
+    model, cfg, _ = runs.load_model(trained["run"])
+    widened_cfg = dataclasses.replace(cfg, scale_input=True)
+    widened = build_srcnn(widened_cfg, seed=1)
+    runs.warm_start(widened, widened_cfg, trained["path"])
+    y = tf.constant(np.random.default_rng(4).uniform(size=(1, 24, 20, 1)).astype(np.float32))
+    want = super_resolve(model, cfg, y).numpy()
+    for scale in (None, 1.5, 4.0):
+        np.testing.assert_allclose(super_resolve(widened, widened_cfg, y, scale), want,
+                                   atol=1e-6)
+    with pytest.raises(ValueError, match="holds a"):  # and not the other way round
+        runs.warm_start(build_srcnn(cfg), cfg, export.export_saved_model(
+            widened, widened_cfg, [2, 3], str(tmp_path)))
+
+
+@pytest.mark.parametrize("scale", [2.5, 1.5, 3])
+def test_multiscale_signatures_answer_as_make_upscale_does(multiscale, scale):
+    rgb = natural_like(77, 101, seed=5)  # 101x77 at x2.5: 253x193 (ceil)
+    predict = predictors.saved_model_y_predictor(multiscale["path"], scale)  # told the factor
+    want = upscale_lib.upscale_array(rgb, scale, predict, 8, tile=48)
+    assert want.shape == (*imaging.output_size(77, 101, scale), 3)
+    whole = upscale_lib.upscale_array(rgb, scale, predict, 8, tile=4096)
+    np.testing.assert_array_equal(want, whole)  # tiled == whole image
+    got = session_run(multiscale["path"], "serving_default",
+                      {"image": rgb[None], "scale": np.float32(scale)})["image"][0]
+    assert got.shape == want.shape
+    assert np.abs(got.astype(int) - want).max() <= 1  # float32 graph vs float64 numpy colour
+    png = session_run(multiscale["path"], "upscale_encoded",
+                      {"image_bytes": np.array([_png(rgb)], dtype=object),
+                       "scale": np.float32(scale)})["image_bytes"][0]
+    np.testing.assert_array_equal(imaging.load_image(png), got)
+
+
+def test_multiscale_saved_model_cli_run_takes_the_scale(multiscale, tmp_path):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    np.save(tmp_path / "image.npy", natural_like(10, 12, seed=6)[None])
+    np.save(tmp_path / "scale.npy", np.float32(1.5))
+    proc = subprocess.run(
+        [cli, "run", "--dir", multiscale["path"], "--tag_set", "serve", "--signature_def",
+         "serving_default", "--inputs",
+         f"image={tmp_path / 'image.npy'};scale={tmp_path / 'scale.npy'}",
+         "--outdir", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert np.load(tmp_path / "out" / "image.npy").shape == (1, 15, 18, 3)
+
+
+@pytest.mark.parametrize("bad", [1.0, 0.5, 4.5, float("nan"), float("inf")])
+def test_multiscale_scale_outside_the_range_is_refused_naming_it(multiscale, bad):
+    image = natural_like(10, 12, seed=7)[None]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"scale must be a number in \(1, 4\]"):
+        session_run(multiscale["path"], "serving_default",
+                    {"image": image, "scale": np.float32(bad)})
+    with pytest.raises(tf.errors.InvalidArgumentError, match="scale must be"):
+        session_run(multiscale["path"], "upscale_encoded",
+                    {"image_bytes": np.array([_png(image[0])], dtype=object),
+                     "scale": np.float32(bad)})
+
+
+def test_multiscale_output_cap_counts_the_scale(multiscale):
+    model, cfg, scale = runs.load_model(multiscale["run"])
+    path = export.export_saved_model(model, cfg, scale, multiscale["root"] + "_cap",
+                                     max_pixels=10_000)
+    sig = tf.saved_model.load(path).signatures
+    image = tf.zeros([1, 40, 40, 3], tf.uint8)
+    assert sig["serving_default"](image=image, scale=2.5)["image"].shape == (1, 100, 100, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="cap of 10000"):
+        sig["serving_default"](image=image, scale=2.55)  # 102 x 102
+    with pytest.raises(tf.errors.InvalidArgumentError, match="cap of 10000"):
+        sig["upscale_encoded"](image_bytes=tf.constant([_png(np.zeros((40, 41), np.uint8))]),
+                               scale=2.5)
+
+
+def test_latest_export_falls_back_to_the_multiscale_model(multiscale, trained):
+    root = multiscale["root"]
+    assert export.latest_export(root, 2.5) == multiscale["path"]
+    assert export.latest_export(root, 3) == multiscale["path"]  # no srcnn_x3 beside it
+    with pytest.raises(FileNotFoundError, match="x4.5 is outside"):
+        export.latest_export(root, 4.5)
+    assert os.path.dirname(export.latest_export(trained["root"], 3)).endswith("srcnn_x3")
+    with pytest.raises(FileNotFoundError, match="no srcnn_multiscale model"):
+        export.latest_export(trained["root"], 2.5)
+
+
+def _upscale_cli(*args):
+    return subprocess.run([sys.executable, "-m", "pipelines.upscale", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_multiscale_rest_and_grpc_bodies_carry_the_scale(multiscale):
+    loaded = tf.saved_model.load(multiscale["path"])
+    rgb = natural_like(11, 13, seed=9)
+    want = session_run(multiscale["path"], "serving_default",
+                       {"image": rgb[None], "scale": np.float32(2.5)})["image"]
+    sig = loaded.signatures["serving_default"]
+    body = json.loads(json.dumps(serving.rest_request_image(rgb[None], 2.5)))
+    np.testing.assert_array_equal(sig(**_decode_like_tf_serving(body, sig))["image"], want)
+    enc = loaded.signatures["upscale_encoded"]
+    body = json.loads(json.dumps(serving.rest_request_encoded(_png(rgb), 2.5)))
+    png = enc(**_decode_like_tf_serving(body, enc))["image_bytes"].numpy()[0]
+    np.testing.assert_array_equal(imaging.load_image(png), want[0])
+    req = serving.grpc_request("srcnn_multiscale", "serving_default",
+                               {"image": rgb[None], "scale": np.float32(2.5)})
+    fed = {k: tf.constant(tf.make_ndarray(v)) for k, v in req.inputs.items()}
+    np.testing.assert_array_equal(sig(**fed)["image"], want)
+
+
+def test_make_upscale_any_scale_and_size(multiscale, tmp_path):
+    src = tmp_path / "in.png"
+    imaging.save_image(src, natural_like(77, 101, seed=8))
+    for args, size in ((["--scale=2.5"], (193, 253)), (["--size=202x154"], (154, 202)),
+                       (["--size=150x231"], (231, 303))):  # scale from the larger side
+        out = tmp_path / "out.png"
+        r = _upscale_cli(f"--image={src}", f"--models_dir={multiscale['root']}", f"--out={out}",
+                         *args)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert imaging.load_image(out).shape[:2] == size
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--scale=0.5"], "--scale: 0.5 is not a factor > 1"),
+    (["--scale=abc"], "abc"),
+    (["--scale=4.5"], "x4.5 is outside (1, 4]"),
+    (["--size=1920x1080"], "size 1920x1080 needs x19.01"),
+    (["--size=12x"], "'12x' is not WIDTHxHEIGHT"),
+    (["--size=20x20", "--scale=2"], "not both"),
+    (["--scale=2.5", "--max_pixels=40000"], "253x193 = 48829 pixels exceeds the limit of 40000"),
+])
+def test_make_upscale_refuses_bad_scales_and_sizes_naming_the_value(multiscale, tmp_path, args,
+                                                                    message):
+    src = tmp_path / "in.png"
+    imaging.save_image(src, natural_like(77, 101, seed=8))
+    r = _upscale_cli(f"--image={src}", f"--models_dir={multiscale['root']}",
+                     f"--out={tmp_path / 'o.png'}", *args)
+    assert r.returncode != 0 and message in r.stderr, r.stderr[-1000:]
+    assert "Traceback" not in r.stderr and not (tmp_path / "o.png").exists()
+
+
+def test_multiscale_tflite_variants_report_each_scale(multiscale):
+    result = tflite_lib.export_tflite(multiscale["path"], multiscale["records"],
+                                      [multiscale["records"] + "/../../img"], [1.5, 3],
+                                      variants=("fp32", "int8"), rounds=2, latency_size=32)
+    assert sorted(os.listdir(result["dir"])) == [
+        "report.md", "srcnn_multiscale_fp32.tflite", "srcnn_multiscale_int8.tflite"]
+    assert set(result["savedmodel_psnr"]) == {"img x1.5", "img x3"}
+    for name, psnr in result["variants"]["fp32"]["psnr"].items():
+        assert abs(psnr - result["savedmodel_psnr"][name]) < 0.01
+    y = np.random.default_rng(5).uniform(size=(20, 17, 1)).astype(np.float32)
+    for scale in (1.5, 3.5):  # the file takes the factor as its second input, as phones feed it
+        runner = predictors.TFLiteY(os.path.join(result["dir"], "srcnn_multiscale_fp32.tflite"),
+                                    scale=scale)
+        want = predictors.saved_model_y_predictor(multiscale["path"], scale)(y)
+        np.testing.assert_allclose(runner(y), want, atol=1e-5)
+    with pytest.raises(ValueError, match="give the scale"):
+        predictors.TFLiteY(os.path.join(result["dir"], "srcnn_multiscale_fp32.tflite"))
+    assert "x1.5,3" in open(os.path.join(result["dir"], "report.md")).read()

@@ -73,6 +73,39 @@ def test_modcrop():
     assert imaging.modcrop(np.zeros((12, 12)), 4).shape == (12, 12)
 
 
+def test_fractional_scales_crop_to_the_numerator_and_round_trip_in_size():
+    assert imaging.scale_ratio(2.5) == (5, 2) and imaging.scale_ratio(3) == (3, 1)
+    assert imaging.scale_ratio(4 / 3) == (4, 3)
+    assert imaging.modcrop(np.zeros((101, 77)), 2.5).shape == (100, 75)
+    assert imaging.modcrop(np.zeros((101, 77)), 1.5).shape == (99, 75)
+    assert imaging.modcrop(np.zeros((250, 361)), 3.0).shape == (249, 360)  # 3.0 is 3
+    for scale in (1.5, 2.5, 3.5, 4 / 3, 2, 3.0):
+        hr = imaging.modcrop(np.random.default_rng(1).uniform(size=(61, 47)), scale)
+        lr = imaging.imresize(hr, scale=1 / scale)
+        assert imaging.imresize(lr, scale=scale).shape == hr.shape  # sizes round-trip
+        assert imaging.degrade(hr, scale).shape == hr.shape
+    hr = imaging.modcrop(np.random.default_rng(2).uniform(size=(40, 31)), 3)
+    np.testing.assert_array_equal(imaging.degrade(hr, 3), imaging.degrade(hr, 3.0))
+    assert [imaging.shave(s) for s in (1.5, 2, 2.5, 3.0, 4)] == [2, 2, 3, 3, 4]
+    assert imaging.output_size(77, 101, 2.5) == (193, 253)  # ceil, as MATLAB
+    assert imaging.imresize(np.zeros((77, 101)), scale=2.5).shape == (193, 253)
+
+
+@pytest.mark.parametrize("bad, message", [(1, "> 1"), (0.5, "> 1"), (float("nan"), "> 1"),
+                                          ("2", "> 1"), (1.2345, "not a ratio")])
+def test_scales_the_protocol_cannot_use_are_named(bad, message):
+    with pytest.raises(ValueError, match=message):
+        imaging.scale_ratio(bad)
+    with pytest.raises(ValueError, match="modcrop"):
+        imaging.degrade(np.zeros((101, 77)), 2.5)
+
+
+def test_scale_names():
+    assert imaging.scale_list(3.0) == (3,) and isinstance(imaging.scale_list(3.0)[0], int)
+    assert imaging.scale_json([1.5, 2.0, 3]) == [1.5, 2, 3] and imaging.scale_json((4,)) == 4
+    assert imaging.scale_name([1.5, 2, 2.5]) == "1.5,2,2.5" and imaging.scale_label(3.0) == "3"
+
+
 def _reference_resize_1d(x: np.ndarray, out_len: int, scale: float) -> np.ndarray:
     """Scalar transcription of MATLAB imresize.m (bicubic) along one axis, for cross-checking."""
     def cubic(t):
@@ -101,13 +134,14 @@ def _reference_resize_1d(x: np.ndarray, out_len: int, scale: float) -> np.ndarra
     return out
 
 
-@pytest.mark.parametrize("n, scale", [(12, 1 / 3), (13, 0.5), (9, 3.0), (7, 2.0), (30, 0.25)])
+@pytest.mark.parametrize("n, scale", [(12, 1 / 3), (13, 0.5), (9, 3.0), (7, 2.0), (30, 0.25),
+                                      (10, 0.4), (9, 2.5), (12, 1 / 1.5), (8, 1.5)])
 def test_imresize_matches_matlab_formula(n, scale):
     x = np.random.default_rng(n).uniform(size=n)
     out_len = math.ceil(round(n * scale, 9))
     ref = _reference_resize_1d(x, out_len, scale)
-    got = imaging.imresize(x[:, None], output_shape=(out_len, 1))[:, 0] if scale >= 1 else (
-        imaging.imresize(np.repeat(x[:, None], 3, 1), scale=scale)[:, 0])
+    got = imaging.imresize(x[:, None], output_shape=(out_len, 1))[:, 0] if float(
+        scale).is_integer() else imaging.imresize(np.repeat(x[:, None], 3, 1), scale=scale)[:, 0]
     np.testing.assert_allclose(got, ref, atol=1e-12)
 
 

@@ -57,6 +57,30 @@ def test_patches_match_independent_recomputation(image_dir, tmp_path):
         np.testing.assert_array_equal(s["label"], lab)
 
 
+def test_multiscale_records_store_each_patch_with_its_own_scale(image_dir, tmp_path):
+    scales = (1.5, 2, 2.5, 3)
+    cfg = _config(image_dir, tmp_path / "rec", scale=scales, stride=10, val_fraction=0.2)
+    manifest = records.build_records(cfg)
+    assert cfg.record_dir.endswith("x1.5,2,2.5,3") and manifest["scale"] == [1.5, 2, 2.5, 3]
+    assert "scale" in manifest["features"]
+    samples = list(records.read_patches(cfg.record_dir))
+    counts = {s: sum(p["scale"] == s for p in samples) for s in scales}
+    assert sum(counts.values()) == len(samples) == manifest["train"]["patches"]
+    assert min(counts.values()) > 0.8 * max(counts.values()), counts  # positions take turns
+    for p in samples[:: max(1, len(samples) // 9)]:  # each patch is what its own scale gives
+        inp, lab = _recompute(image_dir, p, p["scale"], 33, 21)
+        np.testing.assert_array_equal(p["input"], inp)
+        np.testing.assert_array_equal(p["label"], lab)
+    val = list(records.read_patches(cfg.record_dir, split="val"))  # every image at every scale
+    assert sorted(v["scale"] for v in val) == sorted(scales * manifest["val"]["images"])
+    for v in val:
+        y = imaging.modcrop(imaging.to_y(imaging.load_image(image_dir / v["source"])), v["scale"])
+        np.testing.assert_array_equal(imaging.to_uint8(v["label"]), y)
+    single = records.build_records(_config(image_dir, tmp_path / "one", scale=3.0))
+    assert single["scale"] == 3 and "scale" not in single["features"]
+    assert {p["scale"] for p in records.read_patches(str(tmp_path / "one" / "x3"))} == {3}
+
+
 def test_patch_grid_and_counts(image_dir, tmp_path):
     cfg = _config(image_dir, tmp_path / "rec", scale=2, patch_size=20, label_size=20, stride=10,
                   val_fraction=0)
@@ -158,7 +182,8 @@ def test_val_dir(image_dir, tmp_path):
 
 
 @pytest.mark.parametrize("kw, message", [
-    ({"scale": 1}, "scale"), ({"label_size": 35}, "label_size"), ({"label_size": 20}, "even"),
+    ({"scale": 1}, "scale"), ({"scale": (2, 2.25, 2)}, "twice"), ({"scale": 1.2345}, "ratio"),
+    ({"label_size": 35}, "label_size"), ({"label_size": 20}, "even"),
     ({"stride": 0}, "stride"), ({"input_dirs": ("/no/such/dir",)}, "input_dirs"),
 ])
 def test_bad_config_is_rejected_before_writing(tmp_path, image_dir, kw, message):
@@ -189,7 +214,8 @@ def _run_pipeline(*args, **kw):
 
 
 @pytest.mark.parametrize("flag, message", [
-    ("--scale=1", "scale=1"), ("--label_size=40", "label_size"), ("--label_size=20", "even"),
+    ("--scale=1", "must be a number > 1"), ("--scale=1.2345", "not a ratio"),
+    ("--scale=2,2", "twice"), ("--label_size=40", "label_size"), ("--label_size=20", "even"),
     ("--stride=0", "stride"), ("--input_dir=/no/such", "not a directory"),
 ])
 def test_pipeline_bad_flags(tmp_path, flag, message):

@@ -31,6 +31,26 @@ def test_bicubic_upscale_equals_matlab_imresize(scale, size):
         np.testing.assert_allclose(got[0], want, atol=2e-6)
 
 
+@pytest.mark.parametrize("scale", [1.5, 2.5, 3.7, 4 / 3, 1.1, 2, 3.0])
+@pytest.mark.parametrize("size", [(1, 1), (7, 5), (77, 101)])
+def test_any_factor_bicubic_equals_matlab_imresize(scale, size):
+    x = np.random.default_rng(7).uniform(size=(1, *size, 2)).astype(np.float32)
+    want = imaging.imresize(x[0].astype(np.float64), scale=scale)
+    fed = tf.constant(scale, tf.float32)  # as a signature receives it
+    fn = lambda t: tf_imaging.resize_bicubic(t, tf_imaging.exact_scale(fed))  # noqa: E731
+    # tf.function too: its optimiser rewrites float64 arithmetic (x / 1e9 -> x * 1e-9), which
+    # once made 77 * 3 rows come out as 232.
+    for got in _both_ways(fn, x) + [tf.function(fn)(tf.constant(x)).numpy()]:
+        assert got.shape == (1, *imaging.output_size(*size, scale), 2)
+        np.testing.assert_allclose(got[0], want, atol=2e-6)
+
+
+def test_any_factor_bicubic_agrees_with_the_integer_one():
+    x = np.random.default_rng(8).uniform(size=(2, 9, 6, 3)).astype(np.float32)
+    np.testing.assert_allclose(tf_imaging.resize_bicubic(x, tf.constant(3.0, tf.float64)),
+                               tf_imaging.upscale_bicubic(x, 3), atol=2e-6)
+
+
 def test_ycbcr_both_ways_equals_matlab():
     rgb = natural_like(13, 9, seed=2)[None].astype(np.float32) / 255.0
     want = imaging.rgb2ycbcr(rgb[0].astype(np.float64))

@@ -9,7 +9,7 @@ import tensorflow as tf
 from srcnn_tf import tfrecord
 
 FEATURES = {"input": b"\x00\x01\xff" * 50, "label": b"", "row": 0, "col": 300, "neg": -5,
-            "big": 2**40}
+            "big": 2**40, "scale": 2.5, "small": -0.125}
 
 
 def _tf_example(features):
@@ -17,6 +17,8 @@ def _tf_example(features):
     for k, v in features.items():
         if isinstance(v, bytes):
             f[k] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+        elif isinstance(v, float):
+            f[k] = tf.train.Feature(float_list=tf.train.FloatList(value=[v]))
         else:
             f[k] = tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))
     return tf.train.Example(features=tf.train.Features(feature=f))

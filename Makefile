@@ -86,7 +86,8 @@ tflite: $(VENV)/.installed
 
 ## make upscale IMAGE=in.png SCALE=3 [SIZE=1920x1080 OUT=out.png MODEL=saved_models/srcnn_x3/1]  (SCALE=1.5, SIZE: srcnn_multiscale)
 upscale: $(VENV)/.installed
-	$(PY) -m pipelines.upscale --image=$(IMAGE) $(if $(SIZE),--size=$(SIZE),--scale=$(SCALE)) $(if $(OUT),--out=$(OUT)) \
+	$(PY) -m pipelines.upscale --image=$(IMAGE) $(if $(SIZE),--size=$(SIZE),$(if $(or $(filter command \
+		line,$(origin SCALE)),$(if $(wildcard $(MODEL)/saved_model.pb),,x)),--scale=$(SCALE))) $(if $(OUT),--out=$(OUT)) \
 		$(if $(wildcard $(MODEL)/saved_model.pb),--model=$(MODEL)) $(ARGS)
 
 ## make evaluate MODEL=<run dir|SavedModel|.tflite|bicubic> SETS=d1,d2 SCALES=2,3,4 [JSON=out.json]  (fractional: SCALES=1.5,2.5)

@@ -14,14 +14,14 @@ import time
 from absl import app, flags, logging
 
 from .common import fail
-from srcnn_tf import export, imaging
+from srcnn_tf import export, imaging, runs
 from srcnn_tf import upscale as upscale_lib
 
 _IMAGE = flags.DEFINE_string("image", None, "Input image (gray, RGB, RGBA, 16-bit).",
                              required=True)
 _SCALE = flags.DEFINE_float(
-    "scale", None, "Upscaling factor (default 3): the newest srcnn_x<scale> model, else "
-    "srcnn_multiscale for any factor in (1, 4] (output ceil(scale * side)).")
+    "scale", None, "Upscaling factor (default 3, or --model's own): the newest "
+    "srcnn_x<scale>, else srcnn_multiscale for any factor in (1, 4] (output ceil(scale * side)).")
 _SIZE = flags.DEFINE_string(
     "size", None, "Output size WIDTHxHEIGHT instead of --scale: the factor comes from the larger "
     "side, the aspect is kept (the other side is ceil(factor * side)).")
@@ -66,13 +66,19 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     size = parse_size(_SIZE.value) if _SIZE.value else None
-    scale = _SCALE.value if _SCALE.value is not None or size else 3.0
-    suffix = f"{size[0]}x{size[1]}" if size else f"x{imaging.scale_label(scale)}"
-    out = _OUT.value or f"{os.path.splitext(_IMAGE.value)[0]}_{suffix}.png"
+    scale = _SCALE.value
+    if scale is None and size is None and not _MODEL.value:
+        scale = 3.0  # with --model alone: the model's own factor
     try:
         models = _MODELS.value or export.default_models_dir()
         model_dir = _MODEL.value or (export.latest_multiscale(models) if size
                                      else export.latest_export(models, scale))
+        if size:
+            suffix = f"{size[0]}x{size[1]}"
+        else:
+            own = runs.read_json(os.path.join(model_dir, "metadata.json"))["scale"]
+            suffix = f"x{imaging.scale_name(own if scale is None else scale)}"
+        out = _OUT.value or f"{os.path.splitext(_IMAGE.value)[0]}_{suffix}.png"
         start = time.perf_counter()
         h, w = upscale_lib.upscale_file(_IMAGE.value, out, model_dir, _TILE.value,
                                         _MAX_PIXELS.value, None if size else scale, size)

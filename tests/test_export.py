@@ -588,3 +588,16 @@ def test_multiscale_tflite_variants_report_each_scale(multiscale):
     with pytest.raises(ValueError, match="give the scale"):
         predictors.TFLiteY(os.path.join(result["dir"], "srcnn_multiscale_fp32.tflite"))
     assert "x1.5,3" in open(os.path.join(result["dir"], "report.md")).read()
+
+
+def test_make_upscale_with_a_model_takes_its_factor_and_refuses_another(trained, multiscale,
+                                                                         tmp_path):
+    src = tmp_path / "in.png"
+    imaging.save_image(src, natural_like(10, 12, seed=10))
+    r = _upscale_cli(f"--image={src}", f"--model={trained['path']}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert imaging.load_image(tmp_path / "in_x3.png").shape[:2] == (30, 36)
+    r = _upscale_cli(f"--image={src}", f"--model={trained['path']}", "--scale=2")
+    assert r.returncode == 2 and "is an x3 model, asked for x2" in r.stderr
+    r = _upscale_cli(f"--image={src}", f"--model={multiscale['path']}")
+    assert r.returncode == 2 and "multi-scale model: give the scale" in r.stderr

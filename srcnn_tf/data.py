@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from srcnn_tf import imaging, records
-from srcnn_tf.model import ModelConfig
+from srcnn_tf.model import SCALE_PLANES, ModelConfig, with_scale
 
 INPUT, LABEL, SCALE = "input", "label", "scale"
 
@@ -89,9 +89,8 @@ def scale_planes(inp: tf.Tensor, scales: tf.Tensor, blind_fraction: float,
     callers that do not know the factor). `seed`: a stateless seed of shape (2,)."""
     known = tf.random.stateless_uniform(tf.shape(scales), seed=seed) >= blind_fraction
     known = tf.reshape(tf.cast(known, inp.dtype), [-1, 1, 1, 1])
-    ones = tf.ones_like(inp[..., :1])
-    return tf.concat([inp, ones * known,
-                      ones * known * tf.reshape(tf.cast(scales, inp.dtype), [-1, 1, 1, 1])], -1)
+    planes = with_scale(inp, scales)[..., -SCALE_PLANES:]
+    return tf.concat([inp, planes * known], -1)
 
 
 def random_dihedral(inp: tf.Tensor, lab: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from srcnn_tf import imaging, predictors, records, runs
+from srcnn_tf.model import with_scale
 
 VARIANTS = ("fp32", "fp16", "dynamic_int8", "int8")
 
@@ -29,10 +30,7 @@ def representative_inputs(record_dir: str, count: int = 200, seed: int = 0,
     for i, p in enumerate(records.read_patches(record_dir)):
         if i in wanted:
             x = p["input"][None]
-            if scale_input:
-                planes = np.ones(x.shape[:3] + (2,), np.float32) * np.float32([1.0, p["scale"]])
-                x = np.concatenate([x, planes], axis=-1)
-            out.append(x)
+            out.append(with_scale(x, p["scale"]).numpy() if scale_input else x)
     return out
 
 

@@ -28,6 +28,10 @@ _RUN_DIR = flags.DEFINE_string("run_dir", None,
                                "The training run of the model: its records calibrate int8.")
 _EVAL_DIR = flags.DEFINE_list("eval_dir", None, "HR image folders for the PSNR columns, "
                               "comma-separated (e.g. Set5,Set14).")
+_FINETUNE = flags.DEFINE_integer("int8_finetune_steps", tflite_lib.FINETUNE_STEPS,
+                                 "Steps of quantization-aware distillation of the int8 variant "
+                                 "on the records (0: equalization and rounding only).",
+                                 lower_bound=0)
 _VARIANTS = flags.DEFINE_multi_enum("variant", list(tflite_lib.VARIANTS),
                                     list(tflite_lib.VARIANTS), "Variants to write.")
 
@@ -59,7 +63,8 @@ def main(argv: list[str]) -> None:
         model_dir = (runs.newest_version(_MODEL_DIR.value) if _MODEL_DIR.value
                      else export.latest_export(_MODELS.value, _SCALE.value))
         scale = runs.read_json(os.path.join(model_dir, "metadata.json"))["scale"]
-        result = tflite_lib.export_tflite(model_dir, records, _EVAL_DIR.value, scale, variants)
+        result = tflite_lib.export_tflite(model_dir, records, _EVAL_DIR.value, scale, variants,
+                                          finetune_steps=_FINETUNE.value)
     except (FileNotFoundError, ValueError) as e:
         fail(e)
     with open(f"{result['dir']}/report.md") as f:

@@ -51,6 +51,14 @@ def saved_model_y_predictor(path: str, scale: float | None = None) -> Predictor:
     return lambda x: fn(y=tf.constant(x[None], tf.float32))["y"][0].numpy()
 
 
+def tflite_takes_scale(path: str) -> bool:
+    """Whether a TFLite file has the factor input of a multi-scale model (a tensor of rank < 4
+    beside the Y image)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    return any(len(d["shape"]) < 4 for d in Interpreter(model_path=path).get_input_details())
+
+
 class TFLiteY:
     """LiteRT interpreter over a Y model, resized to each input; callable like a predictor.
     A multi-scale model's file has a second input, the factor: `scale` is fed to it."""
@@ -105,10 +113,13 @@ def load_predictor(spec: str, num_threads: int | None = None) -> tuple[Predictor
         if not os.path.isfile(spec):
             raise FileNotFoundError(f"{spec}: no such TFLite file")
         name = f"SRCNN tflite {os.path.basename(spec)}"
-        probe = TFLiteY(spec, num_threads, scale=2.0)
-        if probe._scale is None:
-            return probe, name, {}
-        return probe, name, {"at": lambda s: TFLiteY(spec, num_threads, scale=s)}
+        if not tflite_takes_scale(spec):
+            return TFLiteY(spec, num_threads), name, {}
+
+        def untold(x: np.ndarray) -> np.ndarray:  # such a file has no blind signature
+            raise ValueError(f"{spec} takes the upscaling factor as an input: give the scale")
+
+        return untold, name, {"at": lambda s: TFLiteY(spec, num_threads, scale=s)}
     if os.path.isfile(os.path.join(spec, "config.json")):
         from srcnn_tf.runs import load_model
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import os
 import statistics
-import tempfile
 import time
 from typing import Any, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from srcnn_tf import imaging, predictors, records, runs
+from srcnn_tf import imaging, int8, predictors, records, runs
 from srcnn_tf.model import with_scale
 
 VARIANTS = ("fp32", "fp16", "dynamic_int8", "int8")
+FINETUNE_STEPS = 1500  # int8 distillation: one epoch of the 291 + General100 records
 
 
 def representative_inputs(record_dir: str, count: int = 200, seed: int = 0,
@@ -34,85 +34,23 @@ def representative_inputs(record_dir: str, count: int = 200, seed: int = 0,
     return out
 
 
-def _optimised_rounding(w: np.ndarray, gram: np.ndarray, sweeps: int = 50) -> np.ndarray:
-    """Integers q in [-127, 127] (w's int8 grid, scale max|w| / 127) minimising the output error
-    (q s - w)^T G (q s - w) for inputs with Gram matrix G: nearest rounding, then coordinate
-    descent over +-1 steps. The largest weight keeps 127, so the converter finds the same scale
-    and its own rounding reproduces q exactly."""
-    s = np.abs(w).max() / 127.0
-    if s == 0:
-        return np.zeros_like(w)
-    q = np.round(w / s)
-    g = gram @ (q * s - w)
-    fixed = int(np.argmax(np.abs(w)))
-    for _ in range(sweeps):
-        changed = False
-        for i in range(len(w)):
-            for delta in (-1.0, 1.0):
-                if i == fixed or abs(q[i] + delta) > 127:
-                    continue
-                if 2 * delta * s * g[i] + s * s * gram[i, i] < -1e-18:
-                    q[i] += delta
-                    g += delta * s * gram[:, i]
-                    changed = True
-                    break
-        if not changed:
-            break
-    return q * s
-
-
-def equalize_activations(model, representative: list[np.ndarray], bound: float = 16.0) -> None:
-    """Rescales each ReLU channel so that all channels of a layer reach the same range on the
-    calibration inputs (cross-layer equalization): channel i of a convolution is multiplied by
-    c_i = max range / range_i (within [1/bound, bound]) and the next convolution's input
-    channel i divided by c_i. ReLU(c x) = c ReLU(x) for c > 0, so the float model computes the
-    same function; int8's one scale per activation tensor then serves every channel.
-    """
-    from srcnn_tf.model import conv_layers
-
-    layers = conv_layers(model)
-    for la, lb in zip(layers[:-1], layers[1:]):
-        sub = tf.keras.Model(model.input, la.output)
-        ranges = np.max([sub(x).numpy().max(axis=(0, 1, 2)) for x in representative], axis=0)
-        c = np.clip(ranges.max() / np.maximum(ranges, 1e-8), 1.0 / bound, bound)
-        wa, ba = la.get_weights()
-        wb, bb = lb.get_weights()
-        la.set_weights([wa * c, ba * c])
-        lb.set_weights([wb / c[None, None, :, None], bb])
-
-
-def round_for_int8(model, representative: list[np.ndarray]) -> None:
-    """Moves every convolution's weights onto the int8 grid TFLite uses (symmetric, per output
-    channel), each weight rounded up or down so that the layer's output on the calibration
-    inputs changes least (AdaRound-style, solved on the Gram matrix of the layer's inputs).
-
-    Nearest rounding of the reconstruction layer alone (one output channel, so one scale for
-    its 800 weights) costs SRCNN x3 0.23 dB on Set5; this rounding costs 0.00 dB.
-    """
-    from srcnn_tf.model import conv_layers
-
-    for layer in conv_layers(model):
-        sub = tf.keras.Model(model.input, layer.input)
-        inputs = np.concatenate([sub(x).numpy() for x in representative])
-        kernel, bias = layer.get_weights()
-        fh, fw, cin, cout = kernel.shape
-        cols = tf.image.extract_patches(inputs, [1, fh, fw, 1], [1, 1, 1, 1], [1, 1, 1, 1],
-                                        "VALID").numpy().reshape(-1, fh * fw * cin)
-        gram = cols.T.astype(np.float64) @ cols / len(cols)
-        flat = kernel.reshape(-1, cout).astype(np.float64)
-        rounded = np.stack([_optimised_rounding(flat[:, c], gram) for c in range(cout)], 1)
-        layer.set_weights([rounded.reshape(kernel.shape).astype(np.float32), bias])
+def _takes_scale(saved_model_dir: str) -> bool:
+    """Whether the export is a scale_input model (its metadata says so)."""
+    meta_path = os.path.join(saved_model_dir, runs.METADATA)
+    return os.path.exists(meta_path) and runs.read_json(meta_path).get("scale_input", False)
 
 
 def convert_tflite(saved_model_dir: str, variant: str,
-                   representative: list[np.ndarray] | None = None) -> bytes:
+                   representative: list[np.ndarray] | None = None, record_dir: str | None = None,
+                   finetune_steps: int = 0) -> bytes:
     """TFLite flatbuffer of the `super_resolve_y` signature (dynamic height/width); for a
     scale_input model, of `super_resolve_y_at` (inputs y and scale: the factor is a bias).
 
     fp32; fp16 (weights in float16); dynamic_int8 (int8 weights, float activations); int8
-    (full-integer: int8 weights and activations calibrated on `representative`, float I/O; the
-    weights equalized and rounded first (equalize_activations, round_for_int8); "int8_as_is":
-    without that).
+    (full-integer: int8 weights and activations, float I/O, prepared by `int8.prepare` from the
+    `representative` patches, with `finetune_steps` of distillation on the patches of
+    `record_dir`; "int8_as_is": the converter's own calibration on `representative`, what a
+    scale_input model gets).
     """
     # from_saved_model would leave the weights as resource variables (VAR_HANDLE/READ_VARIABLE,
     # no weights in the file): freeze the signature first.
@@ -122,12 +60,11 @@ def convert_tflite(saved_model_dir: str, variant: str,
 
     # A scale_input model's factor-dependent first-layer bias is one per-tensor int8 vector:
     # equalized channels widen its range (measured: 6.0 dB lost at x2 instead of 0.8).
-    meta_path = os.path.join(saved_model_dir, "metadata.json")
-    told = os.path.exists(meta_path) and runs.read_json(meta_path).get("scale_input", False)
+    told = _takes_scale(saved_model_dir)
     if variant == "int8" and representative and not told:
-        with tempfile.TemporaryDirectory() as tmp:
-            return convert_tflite(_int8_rounded_copy(saved_model_dir, representative, tmp),
-                                  "int8_as_is", representative)
+        model, config, _ = runs.load_export(saved_model_dir)
+        return int8.convert(int8.prepare(model, config, representative, record_dir,
+                                         finetune_steps))
     loaded = tf.saved_model.load(saved_model_dir)
     told = told and "super_resolve_y_at" in loaded.signatures
     frozen = convert_variables_to_constants_v2(
@@ -154,21 +91,10 @@ def convert_tflite(saved_model_dir: str, variant: str,
     return conv.convert()
 
 
-def _int8_rounded_copy(saved_model_dir: str, representative: list[np.ndarray], tmp: str) -> str:
-    """A temporary export of the same function with int8-friendly weights: activations
-    equalized across channels, then weights rounded for the least output error."""
-    from srcnn_tf import export
-
-    model, config, meta = runs.load_export(saved_model_dir)
-    equalize_activations(model, representative)
-    round_for_int8(model, representative)
-    return export.export_saved_model(model, config, meta["scale"], tmp, version=1)
-
-
 def export_tflite(saved_model_dir: str, record_dir: str | None,
                   eval_folders: str | Sequence[str] | None, scale: float | Sequence[float],
                   variants: tuple[str, ...] = VARIANTS, latency_size: int = 256,
-                  rounds: int = 20) -> dict[str, Any]:
+                  rounds: int = 20, finetune_steps: int = FINETUNE_STEPS) -> dict[str, Any]:
     """Writes `<saved_model_dir>/tflite/srcnn_x{S}_{variant}.tflite` (srcnn_multiscale_...
     for several scales) and `report.md`.
 
@@ -187,8 +113,7 @@ def export_tflite(saved_model_dir: str, record_dir: str | None,
     if "int8" in variants and not record_dir:
         raise ValueError("the int8 variant needs the training records (record_dir) for "
                          "calibration")
-    meta = runs.read_json(os.path.join(saved_model_dir, "metadata.json"))
-    told = meta.get("scale_input", False)
+    told = _takes_scale(saved_model_dir)
     representative = representative_inputs(record_dir, scale_input=told) \
         if "int8" in variants else None
     sets = {}  # name -> (scale, pairs)
@@ -203,7 +128,8 @@ def export_tflite(saved_model_dir: str, record_dir: str | None,
     for variant in variants:
         path = os.path.join(out_dir, f"{prefix}_{variant}.tflite")
         with open(path, "wb") as f:
-            f.write(convert_tflite(saved_model_dir, variant, representative))
+            f.write(convert_tflite(saved_model_dir, variant, representative, record_dir,
+                                   finetune_steps))
         runners[variant] = predictors.TFLiteY(path, scale=scales[0])
         rows[variant] = {"file": os.path.basename(path), "bytes": os.path.getsize(path),
                          "psnr": {n: predictors.mean_psnr(

@@ -294,7 +294,7 @@ def test_serving_default_matches_paper_protocol(shared_data, tmp_path):
 
 def test_tflite_variants(trained, tmp_path):
     result = tflite_lib.export_tflite(trained["path"], trained["records"], None, 3, rounds=2,
-                                  latency_size=32)
+                                      latency_size=32, finetune_steps=20)
     report = open(os.path.join(result["dir"], "report.md")).read()
     hr = natural_like(42, 48, c=1, seed=11).astype(np.float64) / 255.0
     y = imaging.degrade(hr, 3).astype(np.float32)  # an input like the calibration patches
@@ -306,6 +306,8 @@ def test_tflite_variants(trained, tmp_path):
     for variant, (tol_max, tol_mean) in tolerance.items():
         assert variant in report
         runner = predictors.TFLiteY(os.path.join(result["dir"], f"srcnn_x3_{variant}.tflite"))
+        assert not predictors.tflite_takes_scale(os.path.join(result["dir"],
+                                                              f"srcnn_x3_{variant}.tflite"))
         for shape in ((42, 48, 1), (17, 40, 1)):  # dynamic height/width
             assert runner(np.resize(y, shape)).shape == shape
         err = np.abs(runner(y) - ref)
@@ -587,6 +589,12 @@ def test_multiscale_tflite_variants_report_each_scale(multiscale):
         np.testing.assert_allclose(runner(y), want, atol=1e-5)
     with pytest.raises(ValueError, match="give the scale"):
         predictors.TFLiteY(os.path.join(result["dir"], "srcnn_multiscale_fp32.tflite"))
+    untold, _, info = predictors.load_predictor(
+        os.path.join(result["dir"], "srcnn_multiscale_fp32.tflite"))
+    np.testing.assert_allclose(info["at"](1.5)(y), predictors.saved_model_y_predictor(
+        multiscale["path"], 1.5)(y), atol=1e-5)
+    with pytest.raises(ValueError, match="give the scale"):  # no factor is made up
+        untold(y)
     assert "x1.5,3" in open(os.path.join(result["dir"], "report.md")).read()
 
 

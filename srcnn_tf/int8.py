@@ -12,6 +12,10 @@ The steps, each measured on `srcnn_x2/4` (Set5 / Set14 dB lost against the Saved
 equalized channels and optimised rounding with statistics of the padded patches the graph sees
 0.098 / 0.058 (unpadded statistics: 0.122 / 0.061); then `finetune`, a distillation of the
 float model into the int8 one, 0.081 / 0.049.
+
+A multi-scale model's file takes (y, scale) like its float files and reads the factor as an
+int8 input plane (FACTOR_PLANE), so its first layer keeps a constant bias and the same steps
+apply.
 """
 
 from __future__ import annotations
@@ -25,11 +29,15 @@ import tensorflow as tf
 
 from srcnn_tf import data as data_lib
 from srcnn_tf import predictors
-from srcnn_tf.model import ModelConfig, conv_layers, pad_for_valid
+from srcnn_tf.model import ModelConfig, conv_layers, pad_for_valid, with_scale
 
 log = logging.getLogger(__name__)
 
 INPUT_RANGE = (0.0, 1.0)  # the whole Y range: a gray image's Y reaches 0 and 1
+# A multi-scale model reads the factor s as a constant plane; in the int8 input tensor (one
+# scale for all channels, range [0, 1]) it is s / 5.1, so factors in steps of 0.02 (1.5, 2.5 ...)
+# are exact int8 levels, and the first layer's weights on that plane are multiplied by 5.1.
+FACTOR_PLANE = 5.1
 
 Layers = list[tuple[np.ndarray, np.ndarray]]  # (kernel (fh, fw, cin, cout), bias (cout,)) float32
 
@@ -41,6 +49,7 @@ class Int8Plan(NamedTuple):
     layers: Layers
     act_max: tuple[float, ...]
     border: int
+    scale_input: bool = False  # a multi-scale model: planes (1, s / FACTOR_PLANE) follow Y
 
 
 def _optimised_rounding(w: np.ndarray, gram: np.ndarray, sweeps: int = 50) -> np.ndarray:
@@ -121,8 +130,8 @@ def _fq_kernel(kernel: tf.Tensor) -> tf.Tensor:
 
 def fake_quant_forward(layers: Sequence[tuple], act_max: Sequence[float], x: tf.Tensor,
                        border: int = 0, quantize: bool = True) -> tf.Tensor:
-    """The int8 graph in float: bicubic Y (B, H, W, 1) float32 in [0, 1] -> SR Y clipped to
-    [0, 1], (B, H, W, 1) when `border` edge-pads the input first (whole images), 2 * border
+    """The int8 graph in float: bicubic Y (B, H, W, 1) float32 in [0, 1] (for a multi-scale
+    model (B, H, W, 3), `with_factor`) -> SR Y clipped to [0, 1], (B, H, W, 1) when `border` edge-pads the input first (whole images), 2 * border
     smaller when it is 0 (training patches). `quantize=False`: the float graph."""
     x = pad_for_valid(x, border)
     if quantize:
@@ -164,9 +173,19 @@ def prepare(model, config: ModelConfig, representative: list[np.ndarray],
     """The int8 plan of a single-scale float Keras model (changed in place: equalized and
     rounded, the same function up to the rounding). `representative`: unpadded training patches
     (1, P, P, 1); with `finetune_steps`, `finetune` on the patches of `record_dir`."""
-    if config.scale_input:
-        raise ValueError("int8.prepare: a scale_input model's first-layer bias depends on the "
-                         "factor; convert it with the calibrating converter instead")
+    if config.scale_input:  # the same function with int8-friendly plane weights
+        first = conv_layers(model)[0]
+        kernel, bias = first.get_weights()
+        # The planes are constant (edge padding keeps them so): only each filter's sum over
+        # a plane matters. The "known" plane (always 1 when told) goes into the bias; the factor
+        # plane's sum is spread evenly over the taps, the smallest weights that give it, so
+        # that it does not set the channel's int8 scale for the Y weights.
+        bias = bias + kernel[:, :, 1, :].sum(axis=(0, 1))
+        kernel[:, :, 1, :] = 0.0
+        taps = kernel.shape[0] * kernel.shape[1]
+        kernel[:, :, 2, :] = kernel[:, :, 2, :].sum(axis=(0, 1)) * FACTOR_PLANE / taps
+        first.set_weights([kernel, bias])
+        representative = [_factor_plane(x) for x in representative]
     # Statistics of the padded patches the graph sees: unpadded ones let one first-layer channel
     # exceed the common range by half (0.024 dB more lost on x2 Set5).
     padded = [pad_for_valid(x, config.border).numpy() for x in representative]
@@ -174,17 +193,36 @@ def prepare(model, config: ModelConfig, representative: list[np.ndarray],
     teacher = _layers(model)
     round_for_int8(model, padded)
     layers = _layers(model)
-    plan = Int8Plan(layers, activation_maxima(layers, padded), config.border)
+    plan = Int8Plan(layers, activation_maxima(layers, padded), config.border, config.scale_input)
     if finetune_steps and record_dir:
         plan = finetune(plan, teacher, record_dir, finetune_steps, learning_rate, seed)
     return plan
 
 
+def _factor_plane(x: np.ndarray | tf.Tensor) -> np.ndarray | tf.Tensor:
+    """(..., 3) Y, known, s as the Keras model reads them -> Y, known, s / FACTOR_PLANE."""
+    scale = np.array([1.0, 1.0, 1.0 / FACTOR_PLANE], np.float32)
+    return x * scale if isinstance(x, tf.Tensor) else (x * scale).astype(np.float32)
+
+
+def with_factor(y: tf.Tensor, scale: tf.Tensor | float) -> tf.Tensor:
+    """Y (B, H, W, 1) -> the int8 graph's input for a multi-scale model, (B, H, W, 3)."""
+    return _factor_plane(with_scale(y, scale))
+
+
 def _val_psnr(plan: Int8Plan, val: list[data_lib.ValImage]) -> float:
+    """Mean held-out PSNR of the int8 graph (for several factors, the mean of their means)."""
     run = tf.function(lambda x: fake_quant_forward(plan.layers, plan.act_max, x, plan.border),
                       reduce_retracing=True)
-    return predictors.mean_psnr(lambda x: run(tf.constant(x[None])).numpy()[0],
-                                [(v.input, v.hr) for v in val], val[0].scale)
+    means = []
+    for s in sorted({v.scale for v in val}):
+        def predict(x: np.ndarray, s: float = s) -> np.ndarray:
+            x = tf.constant(x[None])
+            return run(with_factor(x, s) if plan.scale_input else x).numpy()[0]
+
+        means.append(predictors.mean_psnr(predict, [(v.input, v.hr) for v in val
+                                                    if v.scale == s], s))
+    return float(np.mean(means))
 
 
 def finetune(plan: Int8Plan, teacher: Layers, record_dir: str, steps: int,
@@ -197,7 +235,7 @@ def finetune(plan: Int8Plan, teacher: Layers, record_dir: str, steps: int,
     the int8 graph, the starting ones included."""
     patches = data_lib.records.load_manifest(record_dir)["train"]["patches"]
     batches = data_lib.TrainData(record_dir, min(128, patches), augment=True,
-                                 shuffle_buffer=4096, seed=seed)
+                                 shuffle_buffer=4096, seed=seed, scale_input=plan.scale_input)
     val = data_lib.val_images(record_dir)
     student = [(tf.Variable(k), tf.Variable(b)) for k, b in plan.layers]
     variables = [v for pair in student for v in pair]
@@ -206,6 +244,7 @@ def finetune(plan: Int8Plan, teacher: Layers, record_dir: str, steps: int,
 
     @tf.function
     def step(x: tf.Tensor) -> tf.Tensor:
+        x = _factor_plane(x) if plan.scale_input else x
         target = fake_quant_forward(teacher, plan.act_max, x, quantize=False)
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.square(fake_quant_forward(student, plan.act_max, x) - target))
@@ -238,14 +277,20 @@ def convert(plan: Int8Plan) -> bytes:
     int8 inside, float32 output."""
     module = tf.Module()
     layers = [(tf.constant(k), tf.constant(b)) for k, b in plan.layers]
+    y_spec = tf.TensorSpec([1, None, None, 1], tf.float32)
+    if plan.scale_input:  # inputs y and scale, as the float files of such a model
+        @tf.function(input_signature=[y_spec, tf.TensorSpec([], tf.float32)])
+        def function(y: tf.Tensor, scale: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"y": fake_quant_forward(layers, plan.act_max, with_factor(y, scale),
+                                            plan.border)}
+    else:
+        @tf.function(input_signature=[y_spec])
+        def function(y: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"y": fake_quant_forward(layers, plan.act_max, y, plan.border)}
 
-    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 1], tf.float32)])
-    def super_resolve_y(y: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {"y": fake_quant_forward(layers, plan.act_max, y, plan.border)}
-
-    module.super_resolve_y = super_resolve_y
-    conv = tf.lite.TFLiteConverter.from_concrete_functions(
-        [super_resolve_y.get_concrete_function()], module)
+    module.function = function
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()],
+                                                           module)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     with warnings.catch_warnings():  # the input's range is the first FakeQuant's: none missing
         warnings.filterwarnings("ignore", "Statistics for quantized inputs")

@@ -49,8 +49,9 @@ def convert_tflite(saved_model_dir: str, variant: str,
     fp32; fp16 (weights in float16); dynamic_int8 (int8 weights, float activations); int8
     (full-integer: int8 weights and activations, float I/O, prepared by `int8.prepare` from the
     `representative` patches, with `finetune_steps` of distillation on the patches of
-    `record_dir`; "int8_as_is": the converter's own calibration on `representative`, what a
-    scale_input model gets).
+    `record_dir`; a scale_input model's file reads the factor as an input plane, so its first
+    layer has no factor-dependent bias; "int8_as_is": the converter's own calibration of the
+    signature on `representative`).
     """
     # from_saved_model would leave the weights as resource variables (VAR_HANDLE/READ_VARIABLE,
     # no weights in the file): freeze the signature first.
@@ -58,10 +59,8 @@ def convert_tflite(saved_model_dir: str, variant: str,
         convert_variables_to_constants_v2,
     )
 
-    # A scale_input model's factor-dependent first-layer bias is one per-tensor int8 vector:
-    # equalized channels widen its range (measured: 6.0 dB lost at x2 instead of 0.8).
     told = _takes_scale(saved_model_dir)
-    if variant == "int8" and representative and not told:
+    if variant == "int8" and representative:
         model, config, _ = runs.load_export(saved_model_dir)
         return int8.convert(int8.prepare(model, config, representative, record_dir,
                                          finetune_steps))

@@ -575,7 +575,8 @@ def test_make_upscale_refuses_bad_scales_and_sizes_naming_the_value(multiscale, 
 def test_multiscale_tflite_variants_report_each_scale(multiscale):
     result = tflite_lib.export_tflite(multiscale["path"], multiscale["records"],
                                       [multiscale["records"] + "/../../img"], [1.5, 3],
-                                      variants=("fp32", "int8"), rounds=2, latency_size=32)
+                                      variants=("fp32", "int8"), rounds=2, latency_size=32,
+                                      finetune_steps=20)
     assert sorted(os.listdir(result["dir"])) == [
         "report.md", "srcnn_multiscale_fp32.tflite", "srcnn_multiscale_int8.tflite"]
     assert set(result["savedmodel_psnr"]) == {"img x1.5", "img x3"}

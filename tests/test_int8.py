@@ -14,7 +14,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from srcnn_tf import imaging, int8, predictors
 from srcnn_tf import data as data_lib
-from srcnn_tf.model import ModelConfig, build_srcnn, conv_layers
+from srcnn_tf.model import ModelConfig, build_srcnn, conv_layers, pad_for_valid, with_scale
 
 from conftest import natural_like, tiny_records
 from test_tflite import CONFIG, PHONE_OPS, _calibration
@@ -115,3 +115,34 @@ def test_finetune_returns_the_best_held_out_int8_graph(tmp_path):
     changed = any(not np.array_equal(a[0], b[0]) for a, b in zip(start.layers, tuned.layers))
     assert changed == (after > before)
     assert tuned.act_max == start.act_max and tuned.border == start.border
+
+
+def test_a_multi_scale_model_reads_the_factor_as_an_int8_plane():
+    config = ModelConfig(n1=8, n2=4, scale_input=True)
+    model = build_srcnn(config, seed=13, dtype="float32")
+    hr = natural_like(36, 45, c=1, seed=22).astype(np.float64) / 255.0
+    y = imaging.degrade(hr, 3).astype(np.float32)
+    first, last = conv_layers(model)[0], conv_layers(model)[-1]
+    kernel, bias = first.get_weights()
+    first.set_weights([kernel * np.array([1.0, 1.0, 0.05])[:, None], bias])
+    kernel, bias = last.get_weights()  # outputs inside (0, 1), where the clip hides nothing
+    raw = model(pad_for_valid(with_scale(y[None], 2.5), config.border)).numpy()
+    gain = 0.1 / raw.std()
+    last.set_weights([kernel * gain, bias * gain + 0.5 - raw.mean() * gain])
+    want = {s: model(pad_for_valid(with_scale(y[None], s), config.border)).numpy()[0]
+            for s in (1.5, 3.5)}
+    assert all(np.mean((w > 0.02) & (w < 0.98)) > 0.9 for w in want.values())
+    calibration = [with_scale(x, s).numpy() for x in _calibration() for s in (1.5, 3.5)]
+    plan = int8.prepare(model, config, calibration)
+    assert plan.scale_input
+    with _written(int8.convert(plan)) as path:
+        for s in (1.5, 3.5):
+            x = int8.with_factor(tf.constant(y[None]), s)
+            # the known plane folded into the bias, the factor plane rescaled: the same function
+            # up to the weights' int8 rounding
+            plain = int8.fake_quant_forward(plan.layers, plan.act_max, x, plan.border,
+                                            quantize=False)[0].numpy()
+            assert np.abs(plain - np.clip(want[s], 0, 1)).mean() < 5e-3
+            sim = int8.fake_quant_forward(plan.layers, plan.act_max, x, plan.border)[0].numpy()
+            levels = np.abs(predictors.TFLiteY(path, scale=s)(y) - sim) * 255
+            assert levels.max() <= 1.01 and np.mean(levels > 0.5) < 0.05  # requantization ties

@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from srcnn_tf import data as data_lib
-from srcnn_tf import predictors
+from srcnn_tf import predictors, records
 from srcnn_tf.model import ModelConfig, conv_layers, pad_for_valid, with_scale
 
 log = logging.getLogger(__name__)
@@ -131,8 +131,9 @@ def _fq_kernel(kernel: tf.Tensor) -> tf.Tensor:
 def fake_quant_forward(layers: Sequence[tuple], act_max: Sequence[float], x: tf.Tensor,
                        border: int = 0, quantize: bool = True) -> tf.Tensor:
     """The int8 graph in float: bicubic Y (B, H, W, 1) float32 in [0, 1] (for a multi-scale
-    model (B, H, W, 3), `with_factor`) -> SR Y clipped to [0, 1], (B, H, W, 1) when `border` edge-pads the input first (whole images), 2 * border
-    smaller when it is 0 (training patches). `quantize=False`: the float graph."""
+    model (B, H, W, 3), `with_factor`) -> SR Y clipped to [0, 1], (B, H, W, 1) when `border`
+    edge-pads the input first (whole images), 2 * border smaller when it is 0 (training
+    patches). `quantize=False`: the float graph."""
     x = pad_for_valid(x, border)
     if quantize:
         x = _fq_activation(x, INPUT_RANGE[1], INPUT_RANGE[0])
@@ -155,15 +156,12 @@ def _layers(model) -> Layers:
 
 def activation_maxima(layers: Layers, padded: list[np.ndarray]) -> tuple[float, ...]:
     """The top of each ReLU output's range over the calibration inputs (padded patches)."""
-    tops = []
-    for i in range(len(layers) - 1):
-        top = 0.0
-        for x in padded:
-            h = tf.constant(x)
-            for kernel, bias in layers[:i + 1]:
-                h = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(h, kernel, 1, "VALID"), bias))
-            top = max(top, float(tf.reduce_max(h)))
-        tops.append(top)
+    tops = [0.0] * (len(layers) - 1)
+    for x in padded:
+        h = tf.constant(x)
+        for i, (kernel, bias) in enumerate(layers[:-1]):
+            h = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(h, kernel, 1, "VALID"), bias))
+            tops[i] = max(tops[i], float(tf.reduce_max(h)))
     return tuple(tops)
 
 
@@ -214,15 +212,15 @@ def _val_psnr(plan: Int8Plan, val: list[data_lib.ValImage]) -> float:
     """Mean held-out PSNR of the int8 graph (for several factors, the mean of their means)."""
     run = tf.function(lambda x: fake_quant_forward(plan.layers, plan.act_max, x, plan.border),
                       reduce_retracing=True)
-    means = []
-    for s in sorted({v.scale for v in val}):
-        def predict(x: np.ndarray, s: float = s) -> np.ndarray:
+
+    def predictor_at(s: float) -> predictors.Predictor:
+        def predict(x: np.ndarray) -> np.ndarray:
             x = tf.constant(x[None])
             return run(with_factor(x, s) if plan.scale_input else x).numpy()[0]
 
-        means.append(predictors.mean_psnr(predict, [(v.input, v.hr) for v in val
-                                                    if v.scale == s], s))
-    return float(np.mean(means))
+        return predict
+
+    return float(np.mean(list(predictors.mean_psnr_by_scale(predictor_at, val).values())))
 
 
 def finetune(plan: Int8Plan, teacher: Layers, record_dir: str, steps: int,
@@ -233,7 +231,7 @@ def finetune(plan: Int8Plan, teacher: Layers, record_dir: str, steps: int,
     not the HR label, is the target: the float model is already the best fit, and its output
     has none of the labels' noise. Keeps the weights with the best held-out validation PSNR of
     the int8 graph, the starting ones included."""
-    patches = data_lib.records.load_manifest(record_dir)["train"]["patches"]
+    patches = records.load_manifest(record_dir)["train"]["patches"]
     batches = data_lib.TrainData(record_dir, min(128, patches), augment=True,
                                  shuffle_buffer=4096, seed=seed, scale_input=plan.scale_input)
     val = data_lib.val_images(record_dir)

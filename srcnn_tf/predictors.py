@@ -51,12 +51,17 @@ def saved_model_y_predictor(path: str, scale: float | None = None) -> Predictor:
     return lambda x: fn(y=tf.constant(x[None], tf.float32))["y"][0].numpy()
 
 
+def _factor_input(details: list[dict]) -> dict | None:
+    """The factor input of a multi-scale model's TFLite file (a tensor of rank < 4 beside the
+    Y image), None for a single-scale file."""
+    return next((d for d in details if len(d["shape"]) < 4), None)
+
+
 def tflite_takes_scale(path: str) -> bool:
-    """Whether a TFLite file has the factor input of a multi-scale model (a tensor of rank < 4
-    beside the Y image)."""
+    """Whether a TFLite file has the factor input of a multi-scale model."""
     from ai_edge_litert.interpreter import Interpreter
 
-    return any(len(d["shape"]) < 4 for d in Interpreter(model_path=path).get_input_details())
+    return _factor_input(Interpreter(model_path=path).get_input_details()) is not None
 
 
 class TFLiteY:
@@ -71,7 +76,7 @@ class TFLiteY:
         self._shape: tuple[int, ...] | None = None
         inputs = self.interpreter.get_input_details()
         self._y = next(d for d in inputs if len(d["shape"]) == 4)
-        self._scale = next((d for d in inputs if len(d["shape"]) < 4), None)
+        self._scale = _factor_input(inputs)
         if self._scale is not None and scale is None:
             raise ValueError(f"{path} takes the upscaling factor as an input: give the scale")
         self.scale = scale
@@ -176,6 +181,15 @@ def mean_psnr(predictor: Predictor, pairs: Iterable[tuple[np.ndarray, np.ndarray
                            crop_border=imaging.shave(scale))
               for inp, hr in pairs]
     return float(np.mean(values))
+
+
+def mean_psnr_by_scale(predictor_at: Callable[[float], Predictor],
+                       images: Iterable) -> dict[float, float]:
+    """{scale: mean_psnr at that scale} over held-out images (anything with .input, .hr and
+    .scale, e.g. data.ValImage); `predictor_at(scale)` is the predictor for that factor."""
+    images = list(images)
+    return {s: mean_psnr(predictor_at(s), [(v.input, v.hr) for v in images if v.scale == s], s)
+            for s in sorted({v.scale for v in images})}
 
 
 def folder_pairs(folder: str, scale: float) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -59,13 +59,12 @@ def convert_tflite(saved_model_dir: str, variant: str,
         convert_variables_to_constants_v2,
     )
 
-    told = _takes_scale(saved_model_dir)
     if variant == "int8" and representative:
         model, config, _ = runs.load_export(saved_model_dir)
         return int8.convert(int8.prepare(model, config, representative, record_dir,
                                          finetune_steps))
     loaded = tf.saved_model.load(saved_model_dir)
-    told = told and "super_resolve_y_at" in loaded.signatures
+    told = _takes_scale(saved_model_dir) and "super_resolve_y_at" in loaded.signatures
     frozen = convert_variables_to_constants_v2(
         loaded.signatures["super_resolve_y_at" if told else "super_resolve_y"])
     conv = tf.lite.TFLiteConverter.from_concrete_functions([frozen], loaded)

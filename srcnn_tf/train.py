@@ -245,14 +245,13 @@ class Trainer:
 
     def validate_per_scale(self, predict=None) -> dict[float, float]:
         """{scale: mean PSNR of the held-out images at that scale}."""
-        scales = sorted({v.scale for v in self.val})
-        out = {}
-        for s in scales:
+        def predictor_at(s: float) -> predictors.Predictor:
+            if predict:
+                return predict
             told = tf.constant(s, tf.float32) if self.config.model.scale_input else None
-            run = predict or (lambda x: self.predict(tf.constant(x[None]), told)[0].numpy())
-            out[s] = predictors.mean_psnr(run, [(v.input, v.hr) for v in self.val
-                                                if v.scale == s], s)
-        return out
+            return lambda x: self.predict(tf.constant(x[None]), told)[0].numpy()
+
+        return predictors.mean_psnr_by_scale(predictor_at, self.val)
 
     def save(self, elapsed_seconds: float) -> None:
         self.elapsed.assign(elapsed_seconds)

@@ -36,7 +36,7 @@ space := $(empty) $(empty)
 RECORDS_OUT := $(if $(OUT),$(OUT),tfrecords)
 RECORDS_DIR := tfrecords/x$(SCALE)
 
-.PHONY: install records train export tflite upscale evaluate sc-dictionary psnr-time figures ablation test bench bench-records bench-train bench-infer clean help
+.PHONY: install records train jax-bundle train-jax export tflite upscale evaluate sc-dictionary psnr-time figures ablation test bench bench-records bench-train bench-infer clean help
 
 help:
 	@sed -n 's/^## //p' $(firstword $(MAKEFILE_LIST))
@@ -67,6 +67,19 @@ train: $(VENV)/.installed
 		records in $(RECORDS_OUT)/x$(SCALE) (DATA=... rebuilds them)",$(MAKE) --no-print-directory records))
 	$(PY) -m pipelines.train --records=$(RECORDS_OUT)/x$(SCALE) --run_dir=$(RUN) --scale=$(SCALE) \
 		--model=$(MODEL) --epochs=$(EPOCHS) $(if $(INIT),--init_from=$(INIT)) $(TRAIN_ARGS)
+
+## make jax-bundle RECORDS=tfrecords/x3 [INIT=saved_models/srcnn_x3/1,.. OUT=bundle]   image pack + warm-start weights for a JAX machine
+jax-bundle: $(VENV)/.installed
+	$(PY) -m pipelines.jax_bundle --records=$(if $(RECORDS),$(RECORDS),$(RECORDS_DIR)) --out_dir=$(if $(OUT),$(OUT),bundle) \
+		$(if $(INIT),--init_from=$(INIT)) $(ARGS)
+
+## make train-jax SCALE=3 [PACK=bundle/images.npz RUN=runs/x3_jax INIT=bundle/srcnn_x3-1.npz MINUTES=20 TRAIN_ARGS=..]   train where only JAX is (then make export RUN=..)
+# Needs no TensorFlow: the .venv when there is one, else the machine's python3 with jax.
+PACK    ?= bundle/images.npz
+JAX_PY  ?= $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+train-jax:
+	$(JAX_PY) -m pipelines.train_jax --pack=$(PACK) --run_dir=$(RUN) --scale=$(SCALE) \
+		--minutes=$(MINUTES) $(if $(INIT),--init=$(INIT)) $(TRAIN_ARGS)
 
 ## make export SCALE=3 [RUN=runs/x3 OUT=saved_models]   SavedModel for TF Serving
 ##   make export FROM=saved_models/srcnn_x3/1   the same weights again as a new version

@@ -95,8 +95,13 @@ def export_run(run_dir: str, out_root: str, version: int | None = None,
         "training_data": cfg.get("records") or {"patches": cfg.get("records_patches"),
                                                 "fingerprint": cfg.get("records_fingerprint")},
         "training_chain": info["chain"],
-        "total_training_minutes": sum(s.get("minutes") or 0.0 for s in info["chain"]),
+        # Minutes on this project's CPUs and on accelerators (JAX stages) are not one unit.
+        "total_training_minutes": sum(s.get("minutes") or 0.0 for s in info["chain"]
+                                      if not s.get("device")),
     }
+    accelerated = [s.get("minutes") or 0.0 for s in info["chain"] if s.get("device")]
+    if accelerated:
+        meta["accelerator_training_minutes"] = sum(accelerated)
     path = export_saved_model(model, config, scale, out_root, meta, version, max_pixels, name)
     write_training_curve(run_dir, os.path.join(path, "training_curve.csv"))
     return path
@@ -129,12 +134,14 @@ def reexport(saved_model_dir: str, out_root: str, version: int | None = None,
 
 
 def write_training_curve(run_dir: str, csv_path: str) -> None:
-    """step, minutes, loss, val_psnr of each validation event of the run (metrics.jsonl)."""
+    """step, minutes, loss, val_psnr of each validation event of the run (metrics.jsonl); the
+    loss is blank at a warm start's step 0 (validated before any training)."""
     with open(csv_path, "w") as f:
         f.write("step,minutes,loss,val_psnr\n")
         for e in runs.RunDir(run_dir).metrics():
             if "val_psnr" in e:
-                f.write(f"{e['step']},{e['minutes']:.3f},{e['loss']:.6g},{e['val_psnr']:.4f}\n")
+                loss = f"{e['loss']:.6g}" if e.get("loss") is not None else ""
+                f.write(f"{e['step']},{e['minutes']:.3f},{loss},{e['val_psnr']:.4f}\n")
 
 
 def default_models_dir() -> str:

@@ -87,13 +87,12 @@ def encode_example(inp: np.ndarray, label: np.ndarray, source: int, row: int, co
     )
 
 
-def image_examples(hr: np.ndarray, index: int, scales: tuple[float, ...], patch_size: int,
-                   label_size: int, stride: int, blur_sigma: float,
-                   augment: bool) -> Iterator[bytes]:
-    """Example bytes of every training patch of source image `index` (uint8 HR HxWxC): each
-    augmented variant on the paper's grid. With several `scales` (a multi-scale set), patch
-    position j takes scale (index + j) mod K of the K scales and stores it."""
-    multi = len(scales) > 1
+def image_patches(hr: np.ndarray, index: int, scales: tuple[float, ...], patch_size: int,
+                  label_size: int, stride: int, blur_sigma: float,
+                  augment: bool) -> Iterator[tuple[int, int, int, float, np.ndarray, np.ndarray]]:
+    """(row, col, aug id, scale, input PxPxC, label LxLxC) of every training patch of source
+    image `index` (uint8 HR HxWxC): each augmented variant on the paper's grid. With several
+    `scales` (a multi-scale set), patch position j takes scale (index + j) mod K of the K."""
     for aug, variant in augment_variants(hr, augment):
         for k, scale in enumerate(scales):
             if min(imaging.modcrop(variant, scale).shape[:2]) < patch_size:
@@ -102,7 +101,18 @@ def image_examples(hr: np.ndarray, index: int, scales: tuple[float, ...], patch_
             grid = extract_patches(inp, label, patch_size, label_size, stride)
             for j, (r, c, pi, pl) in enumerate(grid):
                 if (index + j) % len(scales) == k:
-                    yield encode_example(pi, pl, index, r, c, aug, scale if multi else None)
+                    yield r, c, aug, scale, pi, pl
+
+
+def image_examples(hr: np.ndarray, index: int, scales: tuple[float, ...], patch_size: int,
+                   label_size: int, stride: int, blur_sigma: float,
+                   augment: bool) -> Iterator[bytes]:
+    """Example bytes of every patch of `image_patches` (the scale stored when there are
+    several)."""
+    multi = len(scales) > 1
+    for r, c, aug, scale, pi, pl in image_patches(hr, index, scales, patch_size, label_size,
+                                                  stride, blur_sigma, augment):
+        yield encode_example(pi, pl, index, r, c, aug, scale if multi else None)
 
 
 def val_examples(hr: np.ndarray, index: int, scales: tuple[float, ...],

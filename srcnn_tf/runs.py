@@ -7,6 +7,8 @@ evaluate, export, figures and warm starts:
   metrics.jsonl        one JSON object per log/validation event (step, minutes, loss, val_psnr ...)
   checkpoints/         latest checkpoints: model, optimisers, step, epoch, wall time, best PSNR
   best/                the checkpoint with the best validation PSNR (what export uses)
+                       (a JAX run, jax_train.py, keeps weights-<step>.npz files here and in
+                       checkpoints/ instead, see weights.py)
   tb/                  TensorBoard events: loss, lr, val PSNR, patches/s, sample images
   summary.json         written when training ends
 
@@ -26,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from srcnn_tf import imaging
+from srcnn_tf import imaging, weights
 from srcnn_tf.model import SCALE_PLANES, ModelConfig, build_srcnn, conv_layers
 
 CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
@@ -109,15 +111,30 @@ class RunDir:
 
     def checkpoint(self, which: str = "best") -> str:
         """Path of the best (falling back to the latest) or the latest checkpoint."""
-        path = tf.train.latest_checkpoint(self.file(BEST)) if which == "best" else None
-        path = path or tf.train.latest_checkpoint(self.file(CHECKPOINTS))
+        folders = [BEST, CHECKPOINTS] if which == "best" else [CHECKPOINTS]
+        path = None
+        for folder in folders:
+            path = path or tf.train.latest_checkpoint(self.file(folder)) \
+                or _latest_npz(self.file(folder))
         if path is None:
             raise FileNotFoundError(f"{self.path}: no checkpoint found (train first)")
         return path
 
+    @staticmethod
+    def step_of(checkpoint: str) -> int:
+        """The training step a checkpoint path names (ckpt-1200, weights-1200.npz)."""
+        return int(checkpoint.removesuffix(".npz").rsplit("-", 1)[-1])
+
     def kept_checkpoints(self) -> list[str]:
         state = tf.train.get_checkpoint_state(self.file(CHECKPOINTS))
         return list(state.all_model_checkpoint_paths) if state else []
+
+
+def _latest_npz(folder: str) -> str | None:
+    """The highest-step weights-<step>.npz of a JAX run's folder, None when there is none."""
+    found = [f for f in os.listdir(folder) if f.startswith("weights-") and f.endswith(".npz")] \
+        if os.path.isdir(folder) else []
+    return os.path.join(folder, max(found, key=RunDir.step_of)) if found else None
 
 
 def load_model(run_dir: str, which: str = "best") -> tuple[keras.Model, ModelConfig, int]:
@@ -125,7 +142,7 @@ def load_model(run_dir: str, which: str = "best") -> tuple[keras.Model, ModelCon
     run = RunDir(run_dir)
     model_cfg, scale = run.model_config()
     model = build_srcnn(model_cfg, dtype="float32")  # inference in float32 whatever trained it
-    tf.train.Checkpoint(model=model).restore(run.checkpoint(which)).expect_partial()
+    restore_weights(model, run.checkpoint(which))
     return model, model_cfg, scale
 
 
@@ -197,12 +214,14 @@ def _describe_export(source: str) -> dict[str, Any]:
 def _describe_run(run: RunDir) -> dict[str, Any]:
     cfg = run.config()
     path = run.checkpoint("best")
-    steps = int(path.rsplit("-", 1)[-1])
+    steps = run.step_of(path)
     event = run.event_at(steps)
     init = cfg.get("init") or {}
     stage = {"model": run.name, "data": cfg.get("records", {}), "steps": steps,
              "minutes": event.get("minutes"), "val_psnr": event.get("val_psnr"),
              "init_from": init.get("label")}
+    if cfg.get("device"):  # a JAX run records its accelerator
+        stage["device"] = cfg["device"]
     earlier = [{**s, "data": portable(s.get("data", {}))} for s in init.get("chain", [])]
     return {"checkpoint": path,
             "model": architecture(cfg["train"]["model"]),
@@ -242,7 +261,15 @@ def warm_start(model: keras.Model, config: ModelConfig, source: str) -> dict[str
 
 def restore_weights(model: keras.Model, checkpoint: str) -> None:
     """Model weights from a run checkpoint (the Keras model under `model`, as older exports
-    also keep it) or from an export's plain variables `kernels/i`, `biases/i`."""
+    also keep it), from an export's plain variables `kernels/i`, `biases/i`, or from a weights
+    file (.npz, weights.py) of a JAX run."""
+    if checkpoint.endswith(".npz"):
+        params, _ = weights.read_weights(checkpoint)
+        weights.check_shapes(params, [(layer.kernel.shape, layer.bias.shape)
+                                      for layer in conv_layers(model)], checkpoint)
+        for layer, (kernel, bias) in zip(conv_layers(model), params):
+            layer.set_weights([kernel, bias])
+        return
     reader = tf.train.load_checkpoint(checkpoint)
     if EXPORT_VARIABLE.format("kernels", 0) not in reader.get_variable_to_shape_map():
         tf.train.Checkpoint(model=model).read(checkpoint).expect_partial() \

@@ -61,7 +61,8 @@ def test_layering():
         assert not any(m.startswith(("pipelines", "absl.flags")) for m in imported), name
     assert "export" not in graph["evaluate"] and "evaluate" not in graph["export"]
     assert graph["imaging"] == set() and graph["metrics"] == set()
-    assert graph["model"] == set(), "the model builder knows nothing of data or storage"
+    assert graph["architecture"] == set()
+    assert graph["model"] == {"architecture"}, "the builder knows nothing of data or storage"
     for low in ("records", "sources", "patches", "data", "model", "predictors", "runs"):
         assert not graph[low] & {"train", "evaluate", "export", "tflite", "upscale"}, low
 

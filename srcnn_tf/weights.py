@@ -1,0 +1,46 @@
+"""Plain weights files (.npz) that travel without TensorFlow: the three convolutions' kernels
+(kernel_0..2, HWIO float32, Keras's layout) and biases (bias_0..2), plus `info`, a JSON object
+saying where they came from (runs.describe_init's record: model, scale, label, chain).
+
+Written by the JAX trainer and by `make jax-bundle` (a warm start's weights), read by runs.py.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+import numpy as np
+
+Params = list[tuple[np.ndarray, np.ndarray]]  # [(kernel HWIO, bias)] of the three convolutions
+
+
+def write_weights(path: str, params: Sequence[tuple[Any, Any]],
+                  info: dict[str, Any] | None = None) -> None:
+    arrays = {}
+    for i, (kernel, bias) in enumerate(params):
+        arrays[f"kernel_{i}"] = np.asarray(kernel, np.float32)
+        arrays[f"bias_{i}"] = np.asarray(bias, np.float32)
+    with open(path, "wb") as f:  # np.savez would append .npz to a name without it
+        np.savez(f, info=np.array(json.dumps(info or {})), **arrays)
+
+
+def read_weights(path: str) -> tuple[Params, dict[str, Any]]:
+    """-> (params, info); ValueError naming `path` when it is not a weights file."""
+    try:
+        with np.load(path) as z:
+            params = [(z[f"kernel_{i}"], z[f"bias_{i}"]) for i in range(3)]
+            info = json.loads(str(z["info"]))
+    except (OSError, KeyError, ValueError) as e:
+        raise ValueError(f"{path}: not a weights file (kernel_0..2, bias_0..2, info): {e}") \
+            from None
+    return params, info
+
+
+def check_shapes(params: Params, shapes: Sequence[tuple[tuple[int, ...], tuple[int, ...]]],
+                 path: str) -> None:
+    """ValueError naming `path` when the kernels/biases do not have the model's shapes."""
+    got = [(tuple(k.shape), tuple(b.shape)) for k, b in params]
+    want = [(tuple(k), tuple(b)) for k, b in shapes]
+    if got != want:
+        raise ValueError(f"{path}: weights of shapes {got}, the model has {want}")

@@ -52,7 +52,8 @@ _EPOCHS = flags.DEFINE_integer("epochs", _T.epochs, "Epochs over the training pa
                                lower_bound=1)
 _MAX_STEPS = flags.DEFINE_integer("max_steps", 0, "Stop after this many steps (0: epochs).",
                                   lower_bound=0)
-_MAX_MINUTES = flags.DEFINE_float("max_minutes", 0.0, "Wall-clock budget (0: none).",
+_MAX_MINUTES = flags.DEFINE_float("max_minutes", 0.0, "Wall-clock budget (0: none); a cosine "
+                                  "or step schedule then decays over it.",
                                   lower_bound=0.0)
 _AUGMENT = flags.DEFINE_bool("augment", False, "Random flips/rot90 on the fly.")
 _CACHE = flags.DEFINE_bool("cache", _T.cache, "Keep the serialised records in memory.")

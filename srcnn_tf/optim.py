@@ -12,24 +12,30 @@ from srcnn_tf.model import conv_layers
 
 
 class Schedule(keras.optimizers.schedules.LearningRateSchedule):
-    """constant / cosine (to 1 %) / step decay over `total_steps`, times a layer multiplier."""
+    """constant / cosine (to 1 %) / step decay over `total_steps`, times a layer multiplier.
+
+    With `time_fraction` (a variable the trainer keeps at elapsed / budget minutes), cosine and
+    the default step decay follow whichever budget, steps or minutes, is further spent: a run
+    given 15 minutes ends its schedule at 15 minutes."""
 
     def __init__(self, base: float, kind: str, total_steps: int, step_every: int,
-                 step_factor: float) -> None:
+                 step_factor: float, time_fraction: tf.Variable | None = None) -> None:
         self.base, self.kind, self.total = base, kind, max(1, total_steps)
         self.step_every, self.step_factor = step_every, step_factor
+        self.time_fraction = time_fraction
 
     def __call__(self, step: tf.Tensor) -> tf.Tensor:
         t = tf.cast(step, tf.float32)
+        frac = tf.minimum(t / self.total, 1.0)
+        if self.time_fraction is not None:
+            frac = tf.maximum(frac, tf.minimum(tf.cast(self.time_fraction, tf.float32), 1.0))
         if self.kind == "cosine":
-            frac = tf.minimum(t / self.total, 1.0)
             return self.base * (0.01 + 0.99 * 0.5 * (1.0 + tf.cos(math.pi * frac)))
         if self.kind == "step":
             if self.step_every:
                 n = tf.floor(t / self.step_every)
             else:
-                n = tf.cast(t >= 0.5 * self.total, tf.float32) + tf.cast(t >= 0.75 * self.total,
-                                                                         tf.float32)
+                n = tf.cast(frac >= 0.5, tf.float32) + tf.cast(frac >= 0.75, tf.float32)
             return self.base * tf.pow(self.step_factor, n)
         return tf.constant(self.base, tf.float32)
 
@@ -59,7 +65,8 @@ class LossScale:
         return grads, finite
 
 
-def make_optimizers(config: Any, model: keras.Model, total_steps: int):
+def make_optimizers(config: Any, model: keras.Model, total_steps: int,
+                    time_fraction: tf.Variable | None = None):
     """One optimiser per distinct layer multiplier: Adam's update ignores gradient scale, so a
     per-layer learning rate needs its own optimiser. Returns [(optimiser, [variables])]."""
     groups: dict[float, list[tf.Variable]] = {}
@@ -68,7 +75,7 @@ def make_optimizers(config: Any, model: keras.Model, total_steps: int):
     out = []
     for mult, variables in groups.items():
         lr = Schedule(config.learning_rate * mult, config.schedule, total_steps,
-                       config.step_every, config.step_factor)
+                      config.step_every, config.step_factor, time_fraction)
         if config.optimizer == "adam":
             opt = keras.optimizers.Adam(lr)
         else:

@@ -160,7 +160,10 @@ class Trainer:
         c = self.config
         with self.strategy.scope():
             self.model = build_srcnn(c.model, seed=c.seed)
-            self.groups = make_optimizers(c, self.model, self.total_steps)
+            # elapsed / max_minutes, kept by the loop: the schedule's wall-clock budget
+            self.time_fraction = tf.Variable(0.0, trainable=False, name="time_fraction") \
+                if c.max_minutes else None
+            self.groups = make_optimizers(c, self.model, self.total_steps, self.time_fraction)
             self.loss_scale = LossScale(self.precision == "mixed_float16")
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             self.elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False,
@@ -318,6 +321,8 @@ class Trainer:
 
     def _done(self, clock: "_Clock") -> bool:
         c = self.config
+        if self.time_fraction is not None:
+            self.time_fraction.assign(clock.minutes() / c.max_minutes)
         return int(self.step.numpy()) >= self.total_steps or bool(
             c.max_minutes and clock.minutes() >= c.max_minutes)
 

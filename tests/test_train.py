@@ -55,6 +55,17 @@ def test_a_few_steps_lower_the_loss(record_dir, tmp_path):
         assert (tmp_path / "run" / name).exists()
 
 
+def test_a_minute_budget_ends_the_cosine_at_the_budget(record_dir, tmp_path):
+    """With --max_minutes the schedule decays over the minutes, not over the (far larger) step
+    budget: the last logged learning rate is near the cosine's floor (1 % of the base)."""
+    cfg = _config(record_dir, tmp_path / "run", max_steps=10**6, max_minutes=0.08,
+                  learning_rate=1e-3, schedule="cosine", log_every=2, val_every=10**6)
+    summary = train_lib.train(cfg)
+    assert summary["steps"] < 10**6
+    events = _losses(str(tmp_path / "run"))
+    assert events[0]["lr"] > 5e-4 and events[-1]["lr"] < 1e-4, (events[0], events[-1])
+
+
 def test_resume_restores_step_and_weights(record_dir, tmp_path):
     run = tmp_path / "run"
     train_lib.train(_config(record_dir, run, max_steps=10, schedule="constant"))

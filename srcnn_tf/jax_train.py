@@ -231,18 +231,20 @@ class Validator:
         self._run = jax.jit(forward)
 
     def __call__(self, params: list) -> dict[float, float]:
-        out = {}
-        for s, (batch, mine) in self.groups.items():
-            sr = np.asarray(self._run(params, batch))
-            out[s] = float(np.mean([
-                metrics.psnr(imaging.to_uint8(sr[j, :inp.shape[0], :inp.shape[1]]), hr,
-                             crop_border=imaging.shave(s)) for j, (inp, hr) in enumerate(mine)]))
-        return out
+        return {s: _mean_psnr(np.asarray(self._run(params, batch)), mine, s)
+                for s, (batch, mine) in self.groups.items()}
 
     def bicubic(self) -> dict[float, float]:
-        return {s: float(np.mean([metrics.psnr(imaging.to_uint8(inp), hr,
-                                               crop_border=imaging.shave(s))
-                                  for inp, hr in mine])) for s, (_, mine) in self.groups.items()}
+        return {s: _mean_psnr([inp for inp, _ in mine], mine, s)
+                for s, (_, mine) in self.groups.items()}
+
+
+def _mean_psnr(outputs, images: list[tuple[np.ndarray, np.ndarray]], scale: float) -> float:
+    """Mean PSNR of each image's output (cropped to its input's size) against its uint8 HR."""
+    return float(np.mean([
+        metrics.psnr(imaging.to_uint8(out[:inp.shape[0], :inp.shape[1]]), hr,
+                     crop_border=imaging.shave(scale))
+        for out, (inp, hr) in zip(outputs, images)]))
 
 
 # ----------------------------------------------------------------------------- the run
@@ -264,14 +266,14 @@ class _Run:
         with open(os.path.join(self.path, "metrics.jsonl"), "a") as f:
             f.write(json.dumps(record, allow_nan=False) + "\n")
 
-    def save_weights(self, which: str, step: int, params: list, info: dict[str, Any]) -> None:
+    def save_weights(self, which: str, step: int, params: list) -> None:
         """Replaces the weights file in `which` (best/checkpoints) by weights-<step>.npz."""
         folder = os.path.join(self.path, which)
         for old in os.listdir(folder):
             if old.startswith("weights-"):
                 os.remove(os.path.join(folder, old))
         weights_lib.write_weights(os.path.join(folder, f"weights-{step}.npz"),
-                                  [(np.asarray(k), np.asarray(b)) for k, b in params], info)
+                                  [(np.asarray(k), np.asarray(b)) for k, b in params])
 
 
 def _run_config(config: JaxTrainConfig, pack: packs.Pack, patches: int,
@@ -325,7 +327,7 @@ class _Loop:
                                                   jnp.float32(0)).compile()
         self.best = {"step": 0, **_validate(validator, params)}
         run.append_metrics({"step": 0, "minutes": 0.0, **self.best})
-        run.save_weights("best", 0, params, {})
+        run.save_weights("best", 0, params)
 
     def event(self, step: int, minutes: float, lr: float, losses: list) -> dict[str, Any]:
         record = {"step": step, "minutes": minutes,
@@ -335,7 +337,7 @@ class _Loop:
         self.run.append_metrics(record)
         if record["val_psnr"] > self.best["val_psnr"]:
             self.best = {"step": step, "val_psnr": record["val_psnr"]}
-            self.run.save_weights("best", step, self.state[0], {})
+            self.run.save_weights("best", step, self.state[0])
         return record
 
     def run_for(self, log) -> tuple[int, float]:
@@ -357,7 +359,7 @@ class _Loop:
                 log(f"step {step} {minutes:.2f} min loss {record['loss']:.6f} lr {lr:.2e} "
                     f"val {record['val_psnr']:.4f} ({record['patches_per_s']:.0f} patches/s)")
             if done:
-                self.run.save_weights("checkpoints", step, self.state[0], {})
+                self.run.save_weights("checkpoints", step, self.state[0])
                 return step, minutes
 
 

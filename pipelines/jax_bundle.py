@@ -16,7 +16,7 @@ from absl import app, flags
 
 from .common import fail
 from srcnn_tf import packs, runs, weights
-from srcnn_tf.model import conv_layers
+from srcnn_tf.model import ModelConfig, build_srcnn, conv_layers
 
 _RECORDS = flags.DEFINE_string("records", None, "Records folder whose images to pack.",
                                required=True)
@@ -32,9 +32,8 @@ flags.register_validator("records", lambda p: os.path.isfile(os.path.join(p, "ma
 def bundle_weights(source: str, out_dir: str) -> str:
     """Writes the weights of `source` (runs.describe_init) as <label>.npz; returns the path."""
     info = runs.describe_init(source)
-    exported = os.path.exists(os.path.join(source, "saved_model.pb"))
-    model = runs.load_export(source)[0] if exported else runs.load_model(source)[0]
-    info.pop("checkpoint")
+    model = build_srcnn(ModelConfig(**info["model"]), dtype="float32")
+    runs.restore_weights(model, info.pop("checkpoint"))
     path = os.path.join(out_dir, info["label"].replace("/", "-") + ".npz")
     weights.write_weights(path, [layer.get_weights() for layer in conv_layers(model)], info)
     return path

@@ -25,9 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from srcnn_tf import imaging, metrics, packs
+from srcnn_tf import imaging, packs, predictors
 from srcnn_tf import weights as weights_lib
-from srcnn_tf.architecture import SCALE_PLANES, ModelConfig
+from srcnn_tf.architecture import ModelConfig
 
 ADAM = (0.9, 0.999, 1e-7)  # beta_1, beta_2, epsilon: Keras's defaults, as train.py uses
 
@@ -118,8 +118,7 @@ def start_params(model: ModelConfig, init_path: str | None,
     params, info = weights_lib.read_weights(init_path)
     k0, b0 = params[0]
     if model.scale_input and k0.shape[2] == model.channels:
-        planes = np.zeros(k0.shape[:2] + (SCALE_PLANES,) + k0.shape[3:], np.float32)
-        params[0] = (np.concatenate([k0, planes], axis=2), b0)
+        params[0] = (weights_lib.with_plane_weights(k0), b0)
     weights_lib.check_shapes(params, param_shapes(model), init_path)
     return params, info
 
@@ -231,20 +230,17 @@ class Validator:
         self._run = jax.jit(forward)
 
     def __call__(self, params: list) -> dict[float, float]:
-        return {s: _mean_psnr(np.asarray(self._run(params, batch)), mine, s)
-                for s, (batch, mine) in self.groups.items()}
+        out = {}
+        for s, (batch, mine) in self.groups.items():
+            sr = np.asarray(self._run(params, batch))
+            out[s] = predictors.mean_output_psnr(
+                [sr[j, :inp.shape[0], :inp.shape[1]] for j, (inp, _) in enumerate(mine)],
+                [hr for _, hr in mine], s)
+        return out
 
     def bicubic(self) -> dict[float, float]:
-        return {s: _mean_psnr([inp for inp, _ in mine], mine, s)
+        return {s: predictors.mean_psnr(predictors.bicubic_predictor, mine, s)
                 for s, (_, mine) in self.groups.items()}
-
-
-def _mean_psnr(outputs, images: list[tuple[np.ndarray, np.ndarray]], scale: float) -> float:
-    """Mean PSNR of each image's output (cropped to its input's size) against its uint8 HR."""
-    return float(np.mean([
-        metrics.psnr(imaging.to_uint8(out[:inp.shape[0], :inp.shape[1]]), hr,
-                     crop_border=imaging.shave(scale))
-        for out, (inp, hr) in zip(outputs, images)]))
 
 
 # ----------------------------------------------------------------------------- the run

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -63,10 +64,8 @@ def write_pack(record_dir: str, out_path: str) -> dict[str, Any]:
     keep["records"] = records_lib.describe(manifest)
     np.savez_compressed(out_path, manifest=np.array(json.dumps({"format": FORMAT, **keep})),
                         **arrays)
-    with open(out_path, "rb") as f:
-        size = len(f.read())
     return {"train": sum(k.startswith("train_") for k in arrays),
-            "val": sum(k.startswith("val_") for k in arrays), "bytes": size}
+            "val": sum(k.startswith("val_") for k in arrays), "bytes": os.path.getsize(out_path)}
 
 
 def read_pack(path: str) -> Pack:
@@ -112,12 +111,8 @@ def patch_bank(pack: Pack, scales: tuple[float, ...] | None = None
 def val_images(pack: Pack, scales: tuple[float, ...] | None = None
                ) -> list[tuple[float, np.ndarray, np.ndarray]]:
     """The records' held-out whole images -> (scale, bicubic input HxWxC float32, HR HxWxC
-    uint8), each image at every scale it is large enough for (patches.val_examples' rule)."""
+    uint8), each image at every scale it is large enough for (patches.val_pairs)."""
     cfg = _records_config(pack.manifest)
-    out = []
-    for hr in pack.val:
-        for s in pack_scales(pack, scales):
-            if min(imaging.modcrop(hr, s).shape[:2]) >= 2 * imaging.shave(s) + 12:
-                inp, label = patches_lib.make_pair(hr, s, cfg.blur_sigma)
-                out.append((s, inp, imaging.to_uint8(label)))
-    return out
+    return [(s, inp, imaging.to_uint8(label)) for hr in pack.val
+            for s, inp, label in patches_lib.val_pairs(hr, pack_scales(pack, scales),
+                                                       cfg.blur_sigma)]

@@ -115,10 +115,16 @@ def image_examples(hr: np.ndarray, index: int, scales: tuple[float, ...], patch_
         yield encode_example(pi, pl, index, r, c, aug, scale if multi else None)
 
 
+def val_pairs(hr: np.ndarray, scales: tuple[float, ...],
+              blur_sigma: float) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """(scale, input, label) of a held-out whole image (make_pair) at each scale it is large
+    enough for: the shave plus 6 pixels a side left to measure."""
+    return [(s, *make_pair(hr, s, blur_sigma)) for s in scales
+            if min(imaging.modcrop(hr, s).shape[:2]) >= 2 * imaging.shave(s) + 12]
+
+
 def val_examples(hr: np.ndarray, index: int, scales: tuple[float, ...],
                  blur_sigma: float) -> list[bytes]:
-    """Example bytes of a held-out whole image at each scale it is large enough for (the
-    shave plus 6 pixels a side left to measure); the scale stored when there are several."""
-    return [encode_example(*make_pair(hr, s, blur_sigma), index, 0, 0, 0,
-                           s if len(scales) > 1 else None)
-            for s in scales if min(imaging.modcrop(hr, s).shape[:2]) >= 2 * imaging.shave(s) + 12]
+    """Example bytes of each of val_pairs; the scale stored when there are several."""
+    return [encode_example(inp, label, index, 0, 0, 0, s if len(scales) > 1 else None)
+            for s, inp, label in val_pairs(hr, scales, blur_sigma)]

@@ -177,10 +177,18 @@ def super_resolve_y(predictor: Predictor, inp: np.ndarray) -> np.ndarray:
 def mean_psnr(predictor: Predictor, pairs: Iterable[tuple[np.ndarray, np.ndarray]],
               scale: float) -> float:
     """Mean PSNR (uint8 Y, shave = imaging.shave(scale)) over (bicubic input, HR uint8) pairs."""
-    values = [metrics.psnr(super_resolve_y(predictor, inp), hr,
-                           crop_border=imaging.shave(scale))
-              for inp, hr in pairs]
-    return float(np.mean(values))
+    pairs = list(pairs)
+    return mean_output_psnr([np.asarray(predictor(inp)).reshape(inp.shape) for inp, _ in pairs],
+                            [hr for _, hr in pairs], scale)
+
+
+def mean_output_psnr(outputs: Iterable[np.ndarray], hrs: Iterable[np.ndarray],
+                     scale: float) -> float:
+    """Mean PSNR of float outputs in [0, 1] (rounded to uint8 like the papers' outputs)
+    against their uint8 HR images, imaging.shave(scale) pixels shaved."""
+    return float(np.mean([metrics.psnr(imaging.to_uint8(out), hr,
+                                       crop_border=imaging.shave(scale))
+                          for out, hr in zip(outputs, hrs)]))
 
 
 def mean_psnr_by_scale(predictor_at: Callable[[float], Predictor],

@@ -25,11 +25,10 @@ import os
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from srcnn_tf import imaging, weights
-from srcnn_tf.model import SCALE_PLANES, ModelConfig, build_srcnn, conv_layers
+from srcnn_tf.model import ModelConfig, build_srcnn, conv_layers
 
 CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
 CHECKPOINTS, BEST, TB = "checkpoints", "best", "tb"
@@ -252,10 +251,7 @@ def warm_start(model: keras.Model, config: ModelConfig, source: str) -> dict[str
     restore_weights(source_model, info.pop("checkpoint"))
     for i, (src, dst) in enumerate(zip(conv_layers(source_model), conv_layers(model))):
         kernel, bias = src.get_weights()
-        if i == 0:
-            extra = np.zeros(kernel.shape[:2] + (SCALE_PLANES,) + kernel.shape[3:], kernel.dtype)
-            kernel = np.concatenate([kernel, extra], axis=2)
-        dst.set_weights([kernel, bias])
+        dst.set_weights([weights.with_plane_weights(kernel) if i == 0 else kernel, bias])
     return info
 
 

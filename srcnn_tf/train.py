@@ -321,8 +321,6 @@ class Trainer:
 
     def _done(self, clock: "_Clock") -> bool:
         c = self.config
-        if self.time_fraction is not None:
-            self.time_fraction.assign(clock.minutes() / c.max_minutes)
         return int(self.step.numpy()) >= self.total_steps or bool(
             c.max_minutes and clock.minutes() >= c.max_minutes)
 
@@ -334,6 +332,8 @@ class Trainer:
             epoch, done = divmod(int(self.step.numpy()), spe)
             for batch in self.strategy.experimental_distribute_dataset(
                     self.data.epoch(epoch, done)):
+                if self.time_fraction is not None:
+                    self.time_fraction.assign(clock.minutes() / c.max_minutes)
                 last_loss = float(self.train_step(batch))
                 s = int(self.step.numpy())
                 if not math.isfinite(last_loss):

@@ -12,6 +12,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from srcnn_tf.architecture import SCALE_PLANES
+
 Params = list[tuple[np.ndarray, np.ndarray]]  # [(kernel HWIO, bias)] of the three convolutions
 
 
@@ -35,6 +37,14 @@ def read_weights(path: str) -> tuple[Params, dict[str, Any]]:
         raise ValueError(f"{path}: not a weights file (kernel_0..2, bias_0..2, info): {e}") \
             from None
     return params, info
+
+
+def with_plane_weights(kernel: np.ndarray) -> np.ndarray:
+    """A single-scale first kernel (f, f, C, n1) -> (f, f, C + SCALE_PLANES, n1) with zero
+    weights on the scale planes: a scale_input model that starts as the single-scale one at
+    every factor."""
+    planes = np.zeros(kernel.shape[:2] + (SCALE_PLANES,) + kernel.shape[3:], kernel.dtype)
+    return np.concatenate([kernel, planes], axis=2)
 
 
 def check_shapes(params: Params, shapes: Sequence[tuple[tuple[int, ...], tuple[int, ...]]],

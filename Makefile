@@ -14,7 +14,7 @@ OUT     ?=
 WORKERS ?= 0
 ARGS    ?=
 MODEL   ?= 9-5-5
-EPOCHS  ?= 120
+EPOCHS  ?=
 RUN     ?= runs/x$(SCALE)
 TRAIN_ARGS ?=
 IMAGE   ?=
@@ -58,7 +58,7 @@ records: $(VENV)/.installed
 	$(PY) -m pipelines.make_records --scale=$(SCALE) --out_dir=$(RECORDS_OUT) \
 		--workers=$(WORKERS) $(if $(DATA),--input_dir=$(DATA)) $(if $(TFDS),--tfds_name=$(TFDS)) $(ARGS)
 
-## make train SCALE=3 [MODEL=9-5-5 EPOCHS=120 DATA=a,b RUN=runs/x3 INIT=saved_models/srcnn_x3/1 GPU=1 TRAIN_ARGS=..]
+## make train SCALE=3 [MODEL=9-5-5 EPOCHS=.. DATA=a,b RUN=runs/x3 INIT=saved_models/srcnn_x3/1 GPU=1 TRAIN_ARGS=..]   15 minutes unless EPOCHS or a --max_steps/--max_minutes is given
 # Records are (re)built only when DATA/TFDS is given or none exist: records a user built are
 # never replaced by the default photographs.
 train: $(VENV)/.installed
@@ -66,7 +66,7 @@ train: $(VENV)/.installed
 		$(wildcard $(RECORDS_OUT)/x$(SCALE)/manifest.json),@echo "training on the existing \
 		records in $(RECORDS_OUT)/x$(SCALE) (DATA=... rebuilds them)",$(MAKE) --no-print-directory records))
 	$(PY) -m pipelines.train --records=$(RECORDS_OUT)/x$(SCALE) --run_dir=$(RUN) --scale=$(SCALE) \
-		--model=$(MODEL) --epochs=$(EPOCHS) $(if $(INIT),--init_from=$(INIT)) $(TRAIN_ARGS)
+		--model=$(MODEL) $(if $(EPOCHS),--epochs=$(EPOCHS)) $(if $(INIT),--init_from=$(INIT)) $(TRAIN_ARGS)
 
 ## make jax-bundle RECORDS=tfrecords/x3 [INIT=saved_models/srcnn_x3/1,.. OUT=bundle]   image pack + warm-start weights for a JAX machine
 jax-bundle: $(VENV)/.installed

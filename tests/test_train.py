@@ -242,3 +242,21 @@ def test_multi_worker_mirrored_two_local_workers(record_dir, tmp_path):
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["replicas"] == 2
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 6
+
+
+def _budget(*flags_given):
+    code = ("import sys; from absl import flags; from pipelines import train as t; "
+            "flags.FLAGS(['train', '--records=none', '--run_dir=none', *sys.argv[1:]]); "
+            "c = t.config_from_flags(); print(c.epochs, c.max_minutes, c.max_steps)")
+    r = subprocess.run([sys.executable, "-c", code, *flags_given], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout.split()
+
+
+def test_default_budget_is_minutes_unless_a_budget_is_given():
+    assert _budget() == ["1000", "15.0", "0"]  # the measured 15-minute recipe
+    assert _budget("--epochs=7") == ["7", "0.0", "0"]
+    assert _budget("--max_steps=50") == ["120", "0.0", "50"]
+    assert _budget("--max_minutes=3") == ["120", "3.0", "0"]
+    assert _budget("--max_minutes=0") == ["120", "0.0", "0"]

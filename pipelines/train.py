@@ -49,7 +49,8 @@ _SCHEDULE = flags.DEFINE_enum("schedule", None, ["constant", "cosine", "step"],
                               "Learning-rate schedule (recipe default).")
 _BATCH = flags.DEFINE_integer("batch_size", _T.batch_size, "Global batch size.", lower_bound=1)
 # Without --epochs, --max_steps or --max_minutes a run trains for DEFAULT_MINUTES, its schedule
-# decaying over them: the measured best x3 model per CPU minute (README, "A 15-minute budget").
+# decaying over them: measured to pass the ECCV x3 result on T91 in 15 CPU minutes (README,
+# "Time to quality").
 DEFAULT_MINUTES = 15.0
 DEFAULT_EPOCH_CAP = 1000
 _EPOCHS = flags.DEFINE_integer("epochs", None, f"Epochs over the training patches (default: "

@@ -25,6 +25,7 @@ SETS    ?= $(subst $(space),$(comma),$(wildcard ../shared/data/Set5 ../shared/da
 SCALES  ?= 2,3,4
 JSON    ?=
 EVAL_OUT ?= eval
+CHAINS  ?=
 IMAGES  ?= $(subst $(space),$(comma),$(wildcard ../shared/data/Set5/butterfly_GT.bmp ../shared/data/Set5/bird_GT.bmp))
 MINUTES ?= 20
 PSNR_TIME_SET ?= $(firstword $(wildcard ../shared/data/Set14) $(EVAL))
@@ -118,9 +119,9 @@ psnr-time: $(VENV)/.installed
 	$(PY) -m pipelines.psnr_time --set=$(PSNR_TIME_SET) --scale=$(SCALE) --models_dir=$(MODELS) \
 		--out_dir=docs $(ARGS)
 
-## make figures RUN=runs/x3 [IMAGES=a.png,b.png]   training curves, filters, comparison crops
+## make figures RUN=runs/x3 [IMAGES=a.png,b.png] | CHAINS=saved_models/srcnn_x2,..   a run's curves, filters, crops | exported models' training chains
 figures: $(VENV)/.installed
-	$(PY) -m pipelines.figures --run_dir=$(RUN) $(if $(IMAGES),--images=$(IMAGES)) $(ARGS)
+	$(PY) -m pipelines.figures $(if $(CHAINS),--chains=$(CHAINS),--run_dir=$(RUN) $(if $(IMAGES),--images=$(IMAGES))) $(ARGS)
 
 ## make ablation [DATA=T91 EXTRA_DATA=T91,BSD200,General100 MINUTES=20]   long: run in background
 ablation: $(VENV)/.installed

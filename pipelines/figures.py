@@ -1,6 +1,8 @@
 """Figures of a run: `make figures RUN=runs/x3 [IMAGES=a.png,b.png]` -> figures/*.png.
 
-Training curves (from TensorBoard logs), first-layer filters, HR/bicubic/SRCNN crops.
+Training curves (from TensorBoard logs), first-layer filters, HR/bicubic/SRCNN crops; or, with
+`--chains=saved_models/srcnn_x2,...` (no run), the held-out gain of each stage of the exported
+models' training chains (training_chains.png).
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import os
 from absl import app, flags, logging
 
 from .common import fail
-from srcnn_tf import evaluate, plots, predictors
+from srcnn_tf import evaluate, plots, predictors, runs
 
-_RUN_DIR = flags.DEFINE_string("run_dir", None, "Training run directory.", required=True)
+_RUN_DIR = flags.DEFINE_string("run_dir", None, "Training run directory.")
+_CHAINS = flags.DEFINE_list("chains", [], "Exported model folders (their newest version) or "
+                            "version folders: plot their training chains instead of a run.")
 _OUT_DIR = flags.DEFINE_string("out_dir", "figures", "Where the PNGs go.")
 _IMAGES = flags.DEFINE_list("images", [], "HR images for the comparison crops.")
 _TEST_DIR = flags.DEFINE_string(
@@ -23,6 +27,12 @@ _CROP = flags.DEFINE_integer("crop", 96, "Crop size of the comparison panels.", 
 
 flags.register_validator("run_dir", lambda p: p is None or os.path.isfile(
     os.path.join(p, "config.json")), message="--run_dir is not a training run (no config.json)")
+flags.register_validator("chains", lambda ps: all(
+    os.path.isfile(os.path.join(runs.newest_version(p), "metadata.json")) for p in ps),
+    message="--chains: every entry must be an exported model folder (with metadata.json)")
+flags.register_multi_flags_validator(
+    ["run_dir", "chains"], lambda f: bool(f["run_dir"]) != bool(f["chains"]),
+    message="give either --run_dir (a run's figures) or --chains (exported models), not both")
 flags.register_validator("images", lambda ps: all(os.path.isfile(p) for p in ps),
                          message="--images: every entry must be an existing file")
 
@@ -39,6 +49,10 @@ def main(argv: list[str]) -> None:
 
 def _figures() -> list[str]:
     os.makedirs(_OUT_DIR.value, exist_ok=True)
+    if _CHAINS.value:
+        chains = {runs.export_label(v): runs.read_json(os.path.join(v, "metadata.json"))
+                  .get("training_chain", []) for v in map(runs.newest_version, _CHAINS.value)}
+        return [plots.plot_chains(chains, os.path.join(_OUT_DIR.value, "training_chains.png"))]
     name = os.path.basename(os.path.normpath(_RUN_DIR.value))
     written = [
         plots.plot_training(_RUN_DIR.value, os.path.join(_OUT_DIR.value, f"{name}_training.png")),

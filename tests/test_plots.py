@@ -51,6 +51,38 @@ def test_figures_pipeline(tiny, tmp_path):
         assert imaging.load_image(p).shape[0] > 200
 
 
+CHAIN = [{"model": "a/1", "steps": 100, "minutes": 1.0},  # other held-out images: steps only
+         {"model": "s2", "steps": 300, "minutes": 2.0, "val_psnr": 30.0},
+         {"model": "s3", "steps": 400, "minutes": 2.0, "val_psnr": 30.1},
+         {"model": "g", "steps": 800, "minutes": 0.1, "val_psnr": 30.2, "device": "gpu: X"}]
+
+
+def test_chain_gains_count_every_stage_and_mark_accelerators():
+    steps, gain, device = plots.chain_gains(CHAIN)
+    assert steps.tolist() == [400, 800, 1600]
+    assert gain == pytest.approx([0.0, 0.1, 0.2]) and device.tolist() == [False, False, True]
+    with pytest.raises(ValueError, match="2 or more"):
+        plots.chain_gains(CHAIN[:2])
+
+
+def test_figures_pipeline_plots_exported_chains(tmp_path):
+    for version in (1, 2):
+        (tmp_path / "srcnn_x3" / str(version)).mkdir(parents=True)
+        (tmp_path / "srcnn_x3" / str(version) / "saved_model.pb").write_bytes(b"")
+        (tmp_path / "srcnn_x3" / str(version) / "metadata.json").write_text(
+            json.dumps({"training_chain": CHAIN[:version + 2]}))
+    out = tmp_path / "figs"
+    r = subprocess.run([sys.executable, "-m", "pipelines.figures",
+                        f"--chains={tmp_path / 'srcnn_x3'}", f"--out_dir={out}"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert [p.name for p in out.glob("*.png")] == ["training_chains.png"]
+    r = subprocess.run([sys.executable, "-m", "pipelines.figures", f"--chains={tmp_path}",
+                        f"--run_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode != 0 and "--chains" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_ablation_pipeline_tiny_budget(tiny, tmp_path):
     """Arms on both sets; the held-out images are the larger set's validation images from
     outside the base set."""

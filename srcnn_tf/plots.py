@@ -210,13 +210,16 @@ def plot_chains(chains: dict[str, Sequence[dict]], out_path: str) -> str:
     legend gives each model's least-squares gain per doubling of steps."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for i, (label, chain) in enumerate(chains.items()):
-        steps, gain, device = chain_gains(chain)
+        try:
+            steps, gain, device = chain_gains(chain)
+        except ValueError as e:
+            raise ValueError(f"{label}: {e}") from None
         slope = np.polyfit(np.log2(steps), gain, 1)[0]
         ax.plot(steps, gain, color=f"C{i}", label=f"{label}: {slope:+.3f} dB per doubling")
         ax.scatter(steps, gain, color=f"C{i}", zorder=3,
                    facecolors=[("none" if d else f"C{i}") for d in device])
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("training steps so far (batch 128, log scale)")
+    ax.set_xlabel("training steps so far (log scale)")
     ax.set_ylabel("held-out PSNR gain since the first validated stage (dB)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")

@@ -61,8 +61,8 @@ def test_chain_gains_count_every_stage_and_mark_accelerators():
     steps, gain, device = plots.chain_gains(CHAIN)
     assert steps.tolist() == [400, 800, 1600]
     assert gain == pytest.approx([0.0, 0.1, 0.2]) and device.tolist() == [False, False, True]
-    with pytest.raises(ValueError, match="2 or more"):
-        plots.chain_gains(CHAIN[:2])
+    with pytest.raises(ValueError, match="srcnn_x3/1: a training chain needs 2 or more"):
+        plots.plot_chains({"srcnn_x3/1": CHAIN[:2]}, "unused.png")
 
 
 def test_figures_pipeline_plots_exported_chains(tmp_path):

@@ -37,7 +37,7 @@ space := $(empty) $(empty)
 RECORDS_OUT := $(if $(OUT),$(OUT),tfrecords)
 RECORDS_DIR := tfrecords/x$(SCALE)
 
-.PHONY: install records train jax-bundle train-jax export tflite upscale evaluate sc-dictionary psnr-time figures ablation test bench bench-records bench-train bench-infer clean help
+.PHONY: install records train jax-bundle train-jax export tflite upscale evaluate sc-dictionary psnr-time figures ablation test bench bench-records bench-train bench-epochs bench-infer clean help
 
 help:
 	@sed -n 's/^## //p' $(firstword $(MAKEFILE_LIST))
@@ -145,11 +145,15 @@ bench-train: $(VENV)/.installed
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) -m benchmarks.bench_train $(ARGS)
 
+## make bench-epochs               the trainer across an epoch boundary: one stream vs an iterator per epoch
+bench-epochs: $(VENV)/.installed
+	$(PY) -m benchmarks.bench_epochs $(ARGS)
+
 ## make bench-infer                megapixels/s: Keras, SavedModel, TFLite variants (512x512)
 bench-infer: $(VENV)/.installed
 	$(PY) -m benchmarks.bench_infer $(ARGS)
 
-bench: bench-records bench-train bench-infer
+bench: bench-records bench-train bench-epochs bench-infer
 
 clean:
 	rm -rf tfrecords runs build *.egg-info

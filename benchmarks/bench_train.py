@@ -90,7 +90,7 @@ def tf_case(preset: str, padding: str, batch: int, precision: str, record_dir: s
     geometry = data_lib.Geometry.from_manifest(records.load_manifest(record_dir))
     crop = data_lib.check_fit(geometry, cfg)
     data = data_lib.TrainData(record_dir, batch, label_crop=crop, cache=True, verify=False)
-    iterator = iter(data.epoch(0).repeat())
+    iterator = iter(data.stream())
     for _ in range(3):
         step(*next(iterator))
 
@@ -157,8 +157,8 @@ def main() -> None:
         from srcnn_tf import records
 
         t91 = SHARED_DATA / "T91"
-        src = str(t91) if t91.is_dir() else None
-        cfg = records.RecordsConfig(input_dirs=(src,), out_dir=tempfile.mkdtemp(), progress=False)
+        cfg = records.RecordsConfig(input_dirs=(str(t91),) if t91.is_dir() else (),
+                                    out_dir=tempfile.mkdtemp(), progress=False)
         records.build_records(cfg)
         record_dir = cfg.record_dir
 

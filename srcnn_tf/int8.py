@@ -254,19 +254,17 @@ def finetune(plan: Int8Plan, teacher: Layers, record_dir: str, steps: int,
 
     best = (_val_psnr(plan, val), plan) if val else (-np.inf, plan)
     log.info("int8 fine-tuning from held-out %.4f dB, %d steps", best[0], steps)
-    done, epoch = 0, 0
-    while done < steps:
-        for x, _ in batches.epoch(epoch):
-            loss = float(step(x))
-            done += 1
-            if val and (done % check_every == 0 or done == steps):
-                psnr = _val_psnr(current(), val)
-                log.info("int8 fine-tuning step %d: loss %.3g, held-out %.4f dB", done, loss, psnr)
-                if psnr > best[0]:
-                    best = (psnr, current())
-            if done == steps:
-                break
-        epoch += 1
+    done = 0
+    for x, _ in batches.stream():
+        loss = float(step(x))
+        done += 1
+        if val and (done % check_every == 0 or done == steps):
+            psnr = _val_psnr(current(), val)
+            log.info("int8 fine-tuning step %d: loss %.3g, held-out %.4f dB", done, loss, psnr)
+            if psnr > best[0]:
+                best = (psnr, current())
+        if done == steps:
+            break
     return best[1] if val else current()
 
 

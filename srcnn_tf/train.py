@@ -328,30 +328,30 @@ class Trainer:
         """Trains until done; returns the last loss and the losses not yet logged."""
         c, spe = self.config, self.data.steps_per_epoch
         last_loss, window, window_start = float("nan"), [], time.perf_counter()
-        while not self._done(clock):
-            epoch, done = divmod(int(self.step.numpy()), spe)
-            for batch in self.strategy.experimental_distribute_dataset(
-                    self.data.epoch(epoch, done)):
-                if self.time_fraction is not None:
-                    self.time_fraction.assign(clock.minutes() / c.max_minutes)
-                last_loss = float(self.train_step(batch))
-                s = int(self.step.numpy())
-                if not math.isfinite(last_loss):
-                    raise FloatingPointError(
-                        f"loss became {last_loss} at step {s}; the last good checkpoint is "
-                        f"{self.manager.latest_checkpoint}: lower the learning rate or check "
-                        f"the data")
-                window.append(last_loss)
-                self.progress.update(last_loss)
-                validate = s % c.val_every == 0
-                if s % c.log_every == 0 or validate:
-                    rate = len(window) * c.batch_size / (time.perf_counter() - window_start)
-                    self.log_event(float(np.mean(window)), rate, clock.minutes(), validate)
-                    window, window_start = [], time.perf_counter()
-                if s % c.checkpoint_every == 0:
-                    self.save(clock.seconds())
-                if self._done(clock):
-                    break
+        if self._done(clock):
+            return last_loss, window
+        epoch, done = divmod(int(self.step.numpy()), spe)
+        for batch in self.strategy.experimental_distribute_dataset(self.data.stream(epoch, done)):
+            if self.time_fraction is not None:
+                self.time_fraction.assign(clock.minutes() / c.max_minutes)
+            last_loss = float(self.train_step(batch))
+            s = int(self.step.numpy())
+            if not math.isfinite(last_loss):
+                raise FloatingPointError(
+                    f"loss became {last_loss} at step {s}; the last good checkpoint is "
+                    f"{self.manager.latest_checkpoint}: lower the learning rate or check "
+                    f"the data")
+            window.append(last_loss)
+            self.progress.update(last_loss)
+            validate = s % c.val_every == 0
+            if s % c.log_every == 0 or validate:
+                rate = len(window) * c.batch_size / (time.perf_counter() - window_start)
+                self.log_event(float(np.mean(window)), rate, clock.minutes(), validate)
+                window, window_start = [], time.perf_counter()
+            if s % c.checkpoint_every == 0:
+                self.save(clock.seconds())
+            if self._done(clock):
+                break
         return last_loss, window
 
     def _write_summary(self, minutes: float, last_loss: float) -> dict[str, Any]:

@@ -92,6 +92,22 @@ def test_loader_is_deterministic_when_asked(record_dir):
     np.testing.assert_array_equal(skipped[0][1], a[2][1])
 
 
+@pytest.mark.parametrize("cache", [False, True])
+def test_stream_is_the_epochs_one_after_another(record_dir, cache):
+    """A resumed run's one iterator: the rest of its epoch, then whole epochs in order."""
+    kw = dict(label_crop=2, augment=True, seed=7, deterministic=True, cache=cache)
+    data = data_lib.TrainData(record_dir, 16, **kw)
+    spe = data.steps_per_epoch
+    want = _collect(data.epoch(1, skip_batches=2)) + _collect(data.epoch(2)) + _collect(
+        data.epoch(3))
+    got = _collect(data.stream(1, skip_batches=2).take(len(want)))
+    assert len(want) == 3 * spe - 2
+    for (xa, ya), (xb, yb) in zip(want, got):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+    assert not np.array_equal(got[spe - 2][0], got[2 * spe - 2][0])  # epochs are reshuffled
+
+
 def test_cache_and_files_give_the_same_patches(record_dir):
     def multiset(cache):
         batches = _collect(data_lib.TrainData(record_dir, 1, cache=cache, seed=1,

@@ -11,7 +11,7 @@ import time
 from absl import app, flags, logging
 
 from .common import fail, parse_scales
-from srcnn_tf import imaging, records
+from srcnn_tf import imaging, records, workers
 
 _D = records.RecordsConfig()  # the paper's values, one source of truth for the defaults
 
@@ -113,7 +113,7 @@ def main(argv: list[str]) -> None:
     start = time.perf_counter()
     try:
         manifest = records.build_records(config)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, workers.WorkerError) as e:
         fail(e)
     seconds = time.perf_counter() - start
     state = "up to date, nothing written" if manifest.get("up_to_date") else "written"

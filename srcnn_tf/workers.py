@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import multiprocessing
 import queue as queue_lib
+from concurrent import futures
 from typing import Any, Callable, Sequence
 
 _progress_queue: Any = None
+
+
+class WorkerError(RuntimeError):
+    """A worker process stopped before finishing its tasks."""
 
 
 def _init_worker(q: Any) -> None:
@@ -38,9 +43,10 @@ def run_tasks(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int, tota
                 _init_worker(None)
         ctx = multiprocessing.get_context("spawn")
         q = ctx.Queue()
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(q,)) as pool:
-            pending = [pool.apply_async(fn, (t,)) for t in tasks]
-            while not all(p.ready() for p in pending):
+        with futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                         initargs=(q,)) as pool:
+            pending = [pool.submit(fn, t) for t in tasks]
+            while not all(p.done() for p in pending):
                 try:
                     bar.put(q.get(timeout=0.1))
                 except queue_lib.Empty:
@@ -50,7 +56,13 @@ def run_tasks(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int, tota
                     bar.put(q.get_nowait())
                 except queue_lib.Empty:
                     break
-            return [p.get() for p in pending]
+            try:
+                return [p.result() for p in pending]
+            except futures.process.BrokenProcessPool:
+                raise WorkerError(
+                    f"a worker process (of {workers}) stopped before finishing: killed (out of "
+                    f"memory?), or it could not start because the calling program is not a file "
+                    f"(spawned workers re-import it; e.g. `python -`): use workers=1") from None
     finally:
         bar.close()
 

@@ -11,6 +11,7 @@ General100 when present.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import tempfile
 import time
@@ -30,12 +31,10 @@ def default_records(tmp: str) -> str:
     return cfg.record_dir
 
 
-def per_epoch(data, first: int = 0) -> Iterable:
+def per_epoch(data) -> Iterable:
     """The old loop's batches: a new iterator for every epoch."""
-    epoch = first
-    while True:
+    for epoch in itertools.count():
         yield from data.epoch(epoch)
-        epoch += 1
 
 
 def step_seconds(record_dir: str, run_dir: str, mode: str, after: int) -> list[float]:

@@ -254,10 +254,8 @@ def finetune(plan: Int8Plan, teacher: Layers, record_dir: str, steps: int,
 
     best = (_val_psnr(plan, val), plan) if val else (-np.inf, plan)
     log.info("int8 fine-tuning from held-out %.4f dB, %d steps", best[0], steps)
-    done = 0
-    for x, _ in batches.stream():
+    for done, (x, _) in enumerate(batches.stream(), start=1):
         loss = float(step(x))
-        done += 1
         if val and (done % check_every == 0 or done == steps):
             psnr = _val_psnr(current(), val)
             log.info("int8 fine-tuning step %d: loss %.3g, held-out %.4f dB", done, loss, psnr)

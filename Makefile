@@ -28,6 +28,7 @@ EVAL_OUT ?= eval
 CHAINS  ?=
 IMAGES  ?= $(subst $(space),$(comma),$(wildcard ../shared/data/Set5/butterfly_GT.bmp ../shared/data/Set5/bird_GT.bmp))
 MINUTES ?= 20
+given    = $(filter command line environment override,$(origin $(1)))
 PSNR_TIME_SET ?= $(firstword $(wildcard ../shared/data/Set14) $(EVAL))
 EXTRA_DATA ?=
 INIT    ?=
@@ -98,11 +99,10 @@ tflite: $(VENV)/.installed
 		$(wildcard $(RECORDS_DIR)/manifest.json),--records=$(RECORDS_DIR)))) \
 		$(if $(SETS),--eval_dir=$(SETS)) $(if $(filter-out 9-%,$(MODEL)),--model_dir=$(MODEL)) $(ARGS)
 
-## make upscale IMAGE=in.png SCALE=3 [SIZE=1920x1080 OUT=out.png MODEL=saved_models/srcnn_x3/1]  (SCALE=1.5, SIZE: srcnn_multiscale)
+## make upscale IMAGE=in.png SCALE=3 [SIZE=1920x1080 OUT=out.png MODEL=saved_models/srcnn_x3]  (SCALE=1.5, SIZE: srcnn_multiscale; MODEL: a model or version folder)
 upscale: $(VENV)/.installed
-	$(PY) -m pipelines.upscale --image=$(IMAGE) $(if $(SIZE),--size=$(SIZE),$(if $(or $(filter command \
-		line,$(origin SCALE)),$(if $(wildcard $(MODEL)/saved_model.pb),,x)),--scale=$(SCALE))) $(if $(OUT),--out=$(OUT)) \
-		$(if $(wildcard $(MODEL)/saved_model.pb),--model=$(MODEL)) $(ARGS)
+	$(PY) -m pipelines.upscale --image=$(IMAGE) $(if $(SIZE),--size=$(SIZE)) $(if $(call \
+		given,SCALE),--scale=$(SCALE)) $(if $(OUT),--out=$(OUT)) $(if $(call given,MODEL),--model=$(MODEL)) $(ARGS)
 
 ## make evaluate MODEL=<run dir|SavedModel|.tflite|bicubic> SETS=d1,d2 SCALES=2,3,4 [JSON=out.json]  (fractional: SCALES=1.5,2.5)
 evaluate: $(VENV)/.installed

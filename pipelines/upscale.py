@@ -26,7 +26,8 @@ _SIZE = flags.DEFINE_string(
     "size", None, "Output size WIDTHxHEIGHT instead of --scale: the factor comes from the larger "
     "side, the aspect is kept (the other side is ceil(factor * side)).")
 _OUT = flags.DEFINE_string("out", None, "Output PNG (default: <image>_x<scale>.png).")
-_MODEL = flags.DEFINE_string("model", None, "SavedModel version folder (default: newest).")
+_MODEL = flags.DEFINE_string("model", None, "SavedModel version folder, or a model folder (its "
+                             "newest version); default: the newest of --scale.")
 _MODELS = flags.DEFINE_string("models_dir", None, "Export root searched for the newest model of "
                               "--scale (default: ./saved_models, else the installed models).")
 _TILE = flags.DEFINE_integer("tile", 512, "Tile size on the output grid (memory bound).",
@@ -38,6 +39,8 @@ _MAX_PIXELS = flags.DEFINE_integer(
 
 flags.register_validator("image", lambda p: p is None or os.path.isfile(p),
                          message="--image: no such file")
+flags.register_validator("model", lambda p: p is None or os.path.isdir(p),
+                         message="--model: no such folder")
 
 
 @flags.validator("scale")
@@ -71,8 +74,14 @@ def main(argv: list[str]) -> None:
         scale = 3.0  # with --model alone: the model's own factor
     try:
         models = _MODELS.value or export.default_models_dir()
-        model_dir = _MODEL.value or (export.latest_multiscale(models) if size
-                                     else export.latest_export(models, scale))
+        if _MODEL.value:
+            model_dir = runs.newest_version(_MODEL.value)
+            if not os.path.isfile(os.path.join(model_dir, "metadata.json")):
+                raise FileNotFoundError(f"--model: {_MODEL.value} is neither an exported version "
+                                        f"(saved_model.pb, metadata.json) nor a folder of them")
+        else:
+            model_dir = (export.latest_multiscale(models) if size
+                         else export.latest_export(models, scale))
         if size:
             suffix = f"{size[0]}x{size[1]}"
         else:

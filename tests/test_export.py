@@ -610,3 +610,26 @@ def test_make_upscale_with_a_model_takes_its_factor_and_refuses_another(trained,
     assert r.returncode == 2 and "is an x3 model, asked for x2" in r.stderr
     r = _upscale_cli(f"--image={src}", f"--model={multiscale['path']}")
     assert r.returncode == 2 and "multi-scale model: give the scale" in r.stderr
+    out = tmp_path / "newest.png"  # a model folder: its newest version
+    r = _upscale_cli(f"--image={src}", f"--model={os.path.dirname(trained['path'])}", f"--out={out}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert imaging.load_image(out).shape[:2] == (30, 36)
+    for bad, message in ((tmp_path, "neither an exported version"),
+                         (tmp_path / "nope", "--model: no such folder")):
+        r = _upscale_cli(f"--image={src}", f"--model={bad}")
+        assert r.returncode != 0 and message in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args, passed, dropped", [
+    (["MODEL=saved_models/srcnn_x2", "SCALE=3"], ["--model=saved_models/srcnn_x2", "--scale=3"],
+     []),
+    (["SIZE=1000x1000", "SCALE=2"], ["--size=1000x1000", "--scale=2"], []),  # the flag refuses
+    ([], [], ["--model", "--scale", "--size"]),  # the pipeline's defaults: newest x3
+])
+def test_make_upscale_passes_what_the_user_gave(args, passed, dropped):
+    """Nothing the user typed is dropped on the way to the flags (dry runs of make)."""
+    cmd = subprocess.run(["make", "-n", "--no-print-directory", "upscale", "IMAGE=a.png", *args],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60, check=True).stdout
+    line = cmd.strip().splitlines()[-1]
+    assert all(p in line.split() for p in passed), line
+    assert not any(d in line for d in dropped), line

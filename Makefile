@@ -60,7 +60,7 @@ records: $(VENV)/.installed
 	$(PY) -m pipelines.make_records --scale=$(SCALE) --out_dir=$(RECORDS_OUT) \
 		--workers=$(WORKERS) $(if $(DATA),--input_dir=$(DATA)) $(if $(TFDS),--tfds_name=$(TFDS)) $(ARGS)
 
-## make train SCALE=3 [MODEL=9-5-5 EPOCHS=.. DATA=a,b RUN=runs/x3 INIT=saved_models/srcnn_x3/1 GPU=1 TRAIN_ARGS=..]   15 minutes unless EPOCHS or a --max_steps/--max_minutes is given
+## make train SCALE=3 [MODEL=9-5-5 EPOCHS=.. DATA=a,b RUN=runs/x3 INIT=saved_models/srcnn_x3 GPU=1 TRAIN_ARGS=..]   15 minutes unless EPOCHS or a --max_steps/--max_minutes is given
 # Records are (re)built only when DATA/TFDS is given or none exist: records a user built are
 # never replaced by the default photographs.
 train: $(VENV)/.installed

@@ -13,6 +13,7 @@ from absl import app, flags, logging
 from .common import fail, parse_scales
 from srcnn_tf import model as model_lib
 from srcnn_tf import records as records_lib
+from srcnn_tf import runs
 from srcnn_tf import train as train_lib
 
 _M = model_lib.ModelConfig()
@@ -82,14 +83,14 @@ _DEVICES = flags.DEFINE_list("devices", [], "Mirror over these devices (default:
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
 _INIT_FROM = flags.DEFINE_string(
     "init_from", None, "Warm start (fine-tuning): a SavedModel version folder "
-    "(saved_models/srcnn_x3/1) or a run directory; ignored when --run_dir already has a "
-    "checkpoint to resume.")
+    "(saved_models/srcnn_x3/1), a model folder (its newest version) or a run directory; ignored "
+    "when --run_dir already has a checkpoint to resume.")
 
 flags.register_validator(
-    "init_from", lambda p: p is None or os.path.exists(os.path.join(p, "saved_model.pb"))
-    or os.path.exists(os.path.join(p, "config.json")),
-    message="--init_from must be a SavedModel version folder (with saved_model.pb) or a run "
-    "directory (with config.json)")
+    "init_from", lambda p: p is None or os.path.exists(os.path.join(p, "config.json"))
+    or os.path.exists(os.path.join(runs.newest_version(p), "saved_model.pb")),
+    message="--init_from must be a SavedModel version folder (with saved_model.pb), a folder of "
+    "them or a run directory (with config.json)")
 
 
 @flags.validator("lr_multipliers", message="--lr_multipliers needs 3 positive numbers")

@@ -180,7 +180,8 @@ def load_export(path: str) -> tuple[keras.Model, ModelConfig, dict[str, Any]]:
 
 
 def describe_init(source: str) -> dict[str, Any]:
-    """What a warm start reads from `source`: an exported version folder or a run directory.
+    """What a warm start reads from `source`: an exported version folder, a model folder (its
+    newest version) or a run directory.
 
     Returns {"checkpoint": restore path, "model": architecture fields, "scale", "label": a
     machine-independent name ("srcnn_x3/2" or the run's folder name), "chain": the training
@@ -188,12 +189,13 @@ def describe_init(source: str) -> dict[str, Any]:
     naming `source`.
     """
     source = os.path.normpath(source)
-    if os.path.exists(os.path.join(source, "saved_model.pb")):
-        return _describe_export(source)
     if os.path.exists(os.path.join(source, CONFIG)):
         return _describe_run(RunDir(source))
+    version = newest_version(source)
+    if os.path.exists(os.path.join(version, "saved_model.pb")):
+        return _describe_export(version)
     raise FileNotFoundError(f"init_from: {source} is neither an exported version folder "
-                            f"(saved_model.pb) nor a run directory ({CONFIG})")
+                            f"(saved_model.pb), a folder of them, nor a run directory ({CONFIG})")
 
 
 def _describe_export(source: str) -> dict[str, Any]:

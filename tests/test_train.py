@@ -115,6 +115,10 @@ def test_warm_start_from_a_run_or_an_export_and_its_chain(record_dir, tmp_path):
                                         "metadata.json")).read())
     assert [s["model"] for s in meta["training_chain"]] == ["first", run.name]
     assert meta["training_chain"][-1]["init_from"] == "srcnn_x3/1"
+    newest = runs.describe_init(str(tmp_path / "models" / "srcnn_x3"))  # a model folder
+    assert newest["label"] == "srcnn_x3/2" and newest["chain"] == meta["training_chain"]
+    with pytest.raises(FileNotFoundError, match="neither an exported version folder"):
+        runs.describe_init(str(tmp_path / "models"))
     other = dataclasses.replace(_config(record_dir, tmp_path / "bad"), init_from=str(first),
                                 model=ModelConfig(preset="9-5-5", n1=16, n2=8))
     with pytest.raises(ValueError, match="init_from"):

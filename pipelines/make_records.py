@@ -38,6 +38,9 @@ _BLUR = flags.DEFINE_float("blur_sigma", _D.blur_sigma,
                            lower_bound=0.0)
 _AUGMENT = flags.DEFINE_bool("augment", _D.augment,
                              "Add rot90/flip and 0.9..0.6 downscaled copies of each image.")
+_DOWNSCALE = flags.DEFINE_bool("downscale_copies", _D.downscale_copies,
+                               "Add the 0.9..0.6 downscaled copies only (train with --augment "
+                               "for the flips/rotations on the fly).")
 _VAL_FRACTION = flags.DEFINE_float("val_fraction", _D.val_fraction,
                                    "Fraction of images held out as whole-image validation.",
                                    lower_bound=0.0, upper_bound=0.9)
@@ -98,7 +101,8 @@ def config_from_flags() -> records.RecordsConfig:
         tfds_name=_TFDS_NAME.value, tfds_split=_TFDS_SPLIT.value,
         tfds_image_key=_TFDS_IMAGE_KEY.value, channels=int(_CHANNELS.value),
         patch_size=_PATCH_SIZE.value, label_size=_LABEL_SIZE.value, stride=_STRIDE.value,
-        blur_sigma=_BLUR.value, augment=_AUGMENT.value, val_fraction=_VAL_FRACTION.value,
+        blur_sigma=_BLUR.value, augment=_AUGMENT.value,
+        downscale_copies=_DOWNSCALE.value, val_fraction=_VAL_FRACTION.value,
         val_dir=_VAL_DIR.value, num_shards=_NUM_SHARDS.value,
         compression="" if _COMPRESSION.value == "none" else "GZIP",
         max_pixels=_MAX_PIXELS.value, workers=_WORKERS.value,

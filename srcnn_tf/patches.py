@@ -23,17 +23,22 @@ def prepare_hr(image: np.ndarray, channels: int) -> np.ndarray:
     return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
 
 
-def augment_variants(hr: np.ndarray, augment: bool) -> Iterator[tuple[int, np.ndarray]]:
+def augment_variants(hr: np.ndarray, augment: bool,
+                     downscale: bool = False) -> Iterator[tuple[int, np.ndarray]]:
     """(aug id, uint8 HR) pairs: id = scale_index * 8 + flip * 4 + k (rot90 k times).
 
     Without augmentation only id 0 (the image itself). With it: FSRCNN's downscaled copies
-    (MATLAB bicubic, rounded to uint8) times the 8 flips/rotations.
+    (MATLAB bicubic, rounded to uint8) times the 8 flips/rotations; with `downscale` alone the
+    downscaled copies only (ids 0, 8, .., 32), for training that flips and rotates on the fly.
     """
-    if not augment:
+    if not (augment or downscale):
         yield 0, hr
         return
     for si, s in enumerate(AUG_SCALES):
         base = hr if s == 1.0 else imaging.imresize(hr, scale=s)
+        if not augment:
+            yield si * 8, base
+            continue
         for flip in (0, 1):
             img = base[:, ::-1] if flip else base
             for k in range(AUG_ROTATIONS):
@@ -89,11 +94,12 @@ def encode_example(inp: np.ndarray, label: np.ndarray, source: int, row: int, co
 
 def image_patches(hr: np.ndarray, index: int, scales: tuple[float, ...], patch_size: int,
                   label_size: int, stride: int, blur_sigma: float,
-                  augment: bool) -> Iterator[tuple[int, int, int, float, np.ndarray, np.ndarray]]:
+                  augment: bool, downscale: bool = False
+                  ) -> Iterator[tuple[int, int, int, float, np.ndarray, np.ndarray]]:
     """(row, col, aug id, scale, input PxPxC, label LxLxC) of every training patch of source
     image `index` (uint8 HR HxWxC): each augmented variant on the paper's grid. With several
     `scales` (a multi-scale set), patch position j takes scale (index + j) mod K of the K."""
-    for aug, variant in augment_variants(hr, augment):
+    for aug, variant in augment_variants(hr, augment, downscale):
         for k, scale in enumerate(scales):
             if min(imaging.modcrop(variant, scale).shape[:2]) < patch_size:
                 continue  # too small for one patch (and for the bicubic degradation)
@@ -106,12 +112,12 @@ def image_patches(hr: np.ndarray, index: int, scales: tuple[float, ...], patch_s
 
 def image_examples(hr: np.ndarray, index: int, scales: tuple[float, ...], patch_size: int,
                    label_size: int, stride: int, blur_sigma: float,
-                   augment: bool) -> Iterator[bytes]:
+                   augment: bool, downscale: bool = False) -> Iterator[bytes]:
     """Example bytes of every patch of `image_patches` (the scale stored when there are
     several)."""
     multi = len(scales) > 1
     for r, c, aug, scale, pi, pl in image_patches(hr, index, scales, patch_size, label_size,
-                                                  stride, blur_sigma, augment):
+                                                  stride, blur_sigma, augment, downscale):
         yield encode_example(pi, pl, index, r, c, aug, scale if multi else None)
 
 

@@ -55,7 +55,8 @@ class RecordsConfig:
     label_size: int = 21
     stride: int = 14
     blur_sigma: float = 0.0
-    augment: bool = False
+    augment: bool = False  # FSRCNN: 5 downscaled copies x 8 flips/rotations of each image
+    downscale_copies: bool = False  # the 5 downscaled copies only
     val_fraction: float = 0.05
     val_dir: str | None = None
     num_shards: int = 8
@@ -83,6 +84,9 @@ class RecordsConfig:
                 f"patch_size - label_size must be even (centred label), got "
                 f"{self.patch_size} - {self.label_size}"
             )
+        if self.augment and self.downscale_copies:
+            raise ValueError("downscale_copies: augment already writes the downscaled copies "
+                             "(with their flips/rotations); give one of them")
         if self.stride < 1:
             raise ValueError(f"stride must be >= 1, got {self.stride}")
         if self.max_pixels < 1:
@@ -115,6 +119,8 @@ class RecordsConfig:
         d["scale"] = imaging.scale_json(self.scale)  # 3 and 3.0, (3,) and 3: the same records
         for k in ("workers", "strict", "overwrite", "progress", "out_dir"):
             d.pop(k)
+        if not self.downscale_copies:
+            d.pop("downscale_copies")  # records built before the field keep their fingerprint
         return d
 
 
@@ -156,7 +162,8 @@ def _process_shard(task: ShardTask, config: RecordsConfig) -> dict[str, Any]:
                 n = 0
                 for example in patches_lib.image_examples(
                         hr, index, config.scales, config.patch_size, config.label_size,
-                        config.stride, config.blur_sigma, config.augment):
+                        config.stride, config.blur_sigma, config.augment,
+                        config.downscale_copies):
                     writer.write(example)
                     n += 1
                 if n == 0:

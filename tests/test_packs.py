@@ -17,9 +17,10 @@ def _records(image_dir, out, **kw) -> str:
     return cfg.record_dir
 
 
-@pytest.mark.parametrize("scale", [3, (1.5, 2, 3)])
-def test_pack_gives_the_records_patches_and_val_images(image_dir, tmp_path, scale):
-    record_dir = _records(image_dir, tmp_path / "rec", scale=scale, stride=10)
+@pytest.mark.parametrize("kw", [{"scale": 3}, {"scale": (1.5, 2, 3)},
+                                {"scale": 3, "downscale_copies": True}])
+def test_pack_gives_the_records_patches_and_val_images(image_dir, tmp_path, kw):
+    record_dir = _records(image_dir, tmp_path / "rec", stride=10, **kw)
     info = packs.write_pack(record_dir, str(tmp_path / "images.npz"))
     assert (info["train"], info["val"]) == (4, 1)
     pack = packs.read_pack(str(tmp_path / "images.npz"))

@@ -94,6 +94,24 @@ def test_patch_grid_and_counts(image_dir, tmp_path):
     assert sum(s["patches"] for s in manifest["train"]["shards"]) == expected
 
 
+def test_downscaled_copies_alone(image_dir, tmp_path):
+    """--downscale_copies: FSRCNN's five scales, no flips (training flips on the fly); records
+    built before the option keep their fingerprint; with --augment it is an error."""
+    plain = _config(image_dir, tmp_path / "plain", scale=3, val_fraction=0)
+    assert "downscale_copies" not in plain.content_fields()
+    cfg = dataclasses.replace(plain, out_dir=str(tmp_path / "ds"), downscale_copies=True)
+    n_plain = records.build_records(plain)["train"]["patches"]
+    n = records.build_records(cfg)["train"]["patches"]
+    samples = list(records.read_patches(cfg.record_dir))
+    assert {s["aug"] for s in samples} == {0, 8, 16, 24, 32} and n_plain < n < 4 * n_plain
+    for s in samples[:: max(1, len(samples) // 9)]:
+        inp, lab = _recompute(image_dir, s, 3, 33, 21, aug=s["aug"])
+        np.testing.assert_array_equal(s["input"], inp)
+        np.testing.assert_array_equal(s["label"], lab)
+    with pytest.raises(ValueError, match="downscale_copies: augment already"):
+        records.build_records(dataclasses.replace(cfg, augment=True))
+
+
 def test_augmented_rgb_patches_match(image_dir, tmp_path):
     cfg = _config(image_dir, tmp_path / "rec", scale=2, augment=True, channels=3, stride=20,
                   val_fraction=0)

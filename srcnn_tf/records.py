@@ -73,28 +73,25 @@ class RecordsConfig:
         scales = self.scales
         for s in scales:
             imaging.scale_ratio(s)  # ValueError naming the value
-        if len(set(scales)) != len(scales):
-            raise ValueError(f"scale: {imaging.scale_name(scales)} lists a factor twice")
-        if self.channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
-        if self.label_size > self.patch_size:
-            raise ValueError(f"label_size {self.label_size} > patch_size {self.patch_size}")
-        if (self.patch_size - self.label_size) % 2:
-            raise ValueError(
-                f"patch_size - label_size must be even (centred label), got "
-                f"{self.patch_size} - {self.label_size}"
-            )
-        if self.augment and self.downscale_copies:
-            raise ValueError("downscale_copies: augment already writes the downscaled copies "
-                             "(with their flips/rotations); give one of them")
-        if self.stride < 1:
-            raise ValueError(f"stride must be >= 1, got {self.stride}")
-        if self.max_pixels < 1:
-            raise ValueError(f"max_pixels must be >= 1, got {self.max_pixels}")
-        if self.num_shards < 1:
-            raise ValueError(f"num_shards must be >= 1, got {self.num_shards}")
-        if self.compression not in ("", "GZIP"):
-            raise ValueError(f"compression must be '' or 'GZIP', got {self.compression!r}")
+        problems = [  # (bad, message), checked in this order
+            (len(set(scales)) != len(scales),
+             f"scale: {imaging.scale_name(scales)} lists a factor twice"),
+            (self.channels not in (1, 3), f"channels must be 1 or 3, got {self.channels}"),
+            (self.label_size > self.patch_size,
+             f"label_size {self.label_size} > patch_size {self.patch_size}"),
+            ((self.patch_size - self.label_size) % 2, f"patch_size - label_size must be even "
+             f"(centred label), got {self.patch_size} - {self.label_size}"),
+            (self.augment and self.downscale_copies, "downscale_copies: augment already writes "
+             "the downscaled copies (with their flips/rotations); give one of them"),
+            (self.stride < 1, f"stride must be >= 1, got {self.stride}"),
+            (self.max_pixels < 1, f"max_pixels must be >= 1, got {self.max_pixels}"),
+            (self.num_shards < 1, f"num_shards must be >= 1, got {self.num_shards}"),
+            (self.compression not in ("", "GZIP"),
+             f"compression must be '' or 'GZIP', got {self.compression!r}"),
+        ]
+        for bad, message in problems:
+            if bad:
+                raise ValueError(message)
         self.source_spec().validate()
 
     def source_spec(self) -> sources_lib.SourceSpec:
@@ -386,10 +383,7 @@ def read_patches(record_dir: str, split: str = "train") -> Iterator[dict[str, An
             yield {
                 "input": np.frombuffer(ex["input"], np.float32).reshape(h, w, c),
                 "label": np.frombuffer(ex["label"], np.float32).reshape(lh, lw, c),
-                "source": ids[ex["source"]],
-                "row": ex["row"],
-                "col": ex["col"],
-                "aug": ex["aug"],
+                "source": ids[ex["source"]], "row": ex["row"], "col": ex["col"], "aug": ex["aug"],
                 "scale": imaging.scale_list(ex.get(patches_lib.SCALE, default_scale))[0],
             }
 
@@ -407,10 +401,8 @@ def summary(manifest: dict[str, Any]) -> str:
     folders = manifest.get("folders") or []
     per_folder = "" if len(folders) < 2 else " (" + ", ".join(
         f"{f['prefix'].rstrip('/')}: {f['patches']}" for f in folders) + ")"
-    return (
-        f"x{imaging.scale_name(manifest['scale'])}: {manifest['train']['patches']} patches{per_folder} from "
-        f"{manifest['train']['images']} images in {len(manifest['train']['shards'])} shards, "
-        f"{val['images']} val images, {manifest['skipped']} skipped, "
-        f"{manifest['duplicates']} duplicates"
-    )
+    train = manifest["train"]
+    return (f"x{imaging.scale_name(manifest['scale'])}: {train['patches']} patches{per_folder} "
+            f"from {train['images']} images in {len(train['shards'])} shards, {val['images']} "
+            f"val images, {manifest['skipped']} skipped, {manifest['duplicates']} duplicates")
 

@@ -99,7 +99,7 @@ def test_run_from_a_warm_start_exports_with_its_chain(bundle, tmp_path):
                               log=lambda _: None)
     events = runs.RunDir(config.run_dir).metrics()
     assert events[0]["step"] == 0 and events[-1]["step"] == summary["steps"] >= 8
-    assert summary["best_val_psnr"] > events[0]["val_psnr"] + 1  # it learns
+    assert summary["best_val_psnr"] > events[0]["val_psnr"] + 0.3  # it learns
     path = export.export_run(config.run_dir, str(tmp_path / "models"), name="srcnn_x3")
     meta = runs.read_json(os.path.join(path, "metadata.json"))
     assert meta["best_step"] == summary["best_step"] and meta["scale"] == 3

@@ -57,13 +57,19 @@ def test_a_few_steps_lower_the_loss(record_dir, tmp_path):
 
 def test_a_minute_budget_ends_the_cosine_at_the_budget(record_dir, tmp_path):
     """With --max_minutes the schedule decays over the minutes, not over the (far larger) step
-    budget: the last logged learning rate is near the cosine's floor (1 % of the base)."""
-    cfg = _config(record_dir, tmp_path / "run", max_steps=10**6, max_minutes=0.08,
-                  learning_rate=1e-3, schedule="cosine", log_every=2, val_every=10**6)
+    budget: each step's rate is the cosine at the clock just before it (between the clock at
+    the previous log and at its own), ending near the floor (1 % of the base), however slowly
+    a loaded machine steps."""
+    budget = 0.25
+    cfg = _config(record_dir, tmp_path / "run", max_steps=10**6, max_minutes=budget,
+                  learning_rate=1e-3, schedule="cosine", log_every=1, val_every=10**6)
     summary = train_lib.train(cfg)
     assert summary["steps"] < 10**6
     events = _losses(str(tmp_path / "run"))
-    assert events[0]["lr"] > 5e-4 and events[-1]["lr"] < 1e-4, (events[0], events[-1])
+    cosine = lambda m: 1e-3 * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * min(m / budget, 1))))  # noqa
+    assert len(events) >= 3 and events[-1]["lr"] < 2e-4, events[-1]
+    for before, e in zip(events, events[1:]):
+        assert cosine(e["minutes"]) - 1e-8 <= e["lr"] <= cosine(before["minutes"]) + 1e-8, e
 
 
 def test_resume_restores_step_and_weights(record_dir, tmp_path):

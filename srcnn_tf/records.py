@@ -389,10 +389,12 @@ def read_patches(record_dir: str, split: str = "train") -> Iterator[dict[str, An
 
 
 def describe(manifest: dict[str, Any]) -> dict[str, Any]:
-    """What records hold, on any machine: source names, patches, images, fingerprint."""
+    """What records hold, on any machine: source names, patches, images, fingerprint, and the
+    augmentation written into them when there is any."""
+    copies = {k: True for k in ("augment", "downscale_copies") if manifest["config"].get(k)}
     return {"sources": sources_lib.source_names(manifest["config"]),
             "patches": manifest["train"]["patches"],
-            "images": manifest["train"]["images"], "fingerprint": manifest["fingerprint"]}
+            "images": manifest["train"]["images"], "fingerprint": manifest["fingerprint"], **copies}
 
 
 def summary(manifest: dict[str, Any]) -> str:

@@ -101,7 +101,10 @@ def test_downscaled_copies_alone(image_dir, tmp_path):
     assert "downscale_copies" not in plain.content_fields()
     cfg = dataclasses.replace(plain, out_dir=str(tmp_path / "ds"), downscale_copies=True)
     n_plain = records.build_records(plain)["train"]["patches"]
-    n = records.build_records(cfg)["train"]["patches"]
+    manifest = records.build_records(cfg)
+    n = manifest["train"]["patches"]
+    assert records.describe(manifest)["downscale_copies"] is True  # named in training chains
+    assert "downscale_copies" not in records.describe(records.load_manifest(plain.record_dir))
     samples = list(records.read_patches(cfg.record_dir))
     assert {s["aug"] for s in samples} == {0, 8, 16, 24, 32} and n_plain < n < 4 * n_plain
     for s in samples[:: max(1, len(samples) // 9)]:

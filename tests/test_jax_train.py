@@ -93,13 +93,13 @@ def test_run_from_a_warm_start_exports_with_its_chain(bundle, tmp_path):
             "chain": [{"model": "srcnn_x3/7", "steps": 10, "minutes": 1.0, "init_from": None}]}
     weights.write_weights(str(tmp_path / "init.npz"), _params(model), init)
     config = jax_train.JaxTrainConfig(
-        run_dir=str(tmp_path / "run"), scale=(3.0,), model=SMALL, minutes=0.02, batch_size=8,
+        run_dir=str(tmp_path / "run"), scale=(3.0,), model=SMALL, minutes=0.05, batch_size=8,
         precision="float32", steps_per_call=4, val_every_minutes=0.005, learning_rate=1e-3)
     summary = jax_train.train(config, str(root / "images.npz"), str(tmp_path / "init.npz"),
                               log=lambda _: None)
     events = runs.RunDir(config.run_dir).metrics()
     assert events[0]["step"] == 0 and events[-1]["step"] == summary["steps"] >= 8
-    assert summary["best_val_psnr"] > events[0]["val_psnr"] + 0.3  # it learns
+    assert summary["best_val_psnr"] > events[0]["val_psnr"] + 1  # it learns
     path = export.export_run(config.run_dir, str(tmp_path / "models"), name="srcnn_x3")
     meta = runs.read_json(os.path.join(path, "metadata.json"))
     assert meta["best_step"] == summary["best_step"] and meta["scale"] == 3

@@ -17,7 +17,9 @@ from .common import fail
 from srcnn_tf import imaging, serving
 
 _IMAGE = flags.DEFINE_string("image", None, "Input image file.", required=True)
-_OUT = flags.DEFINE_string("out", None, "Output PNG.", required=True)
+_OUT = flags.DEFINE_string("out", None, "Output image: .png for upscale_encoded (the server "
+                           "answers PNG bytes), any image extension for serving_default.",
+                           required=True)
 _MODEL = flags.DEFINE_string("model", "srcnn_x3", "Model name in TF Serving.")
 _HOST = flags.DEFINE_string("host", "localhost", "Server host.")
 _PORT = flags.DEFINE_integer("port", None, "Port (default 8501 REST, 8500 gRPC).")
@@ -30,6 +32,18 @@ _SCALE = flags.DEFINE_float("scale", None, "The factor, for a multi-scale model 
 
 flags.register_validator("image", lambda p: p is None or os.path.isfile(p),
                          message="--image: no such file")
+
+
+@flags.multi_flags_validator(["out", "signature"], message="--out: the upscale_encoded answer is "
+                             "PNG bytes: give a .png name (or --signature=serving_default)")
+def _check_out(f: dict) -> bool:
+    if f["out"] is None:
+        return True
+    try:
+        fmt = imaging.output_format(f["out"], 3)
+    except ValueError as e:
+        raise flags.ValidationError(f"--out: {e}") from None
+    return f["signature"] != "upscale_encoded" or fmt == "PNG"
 
 
 def main(argv: list[str]) -> None:

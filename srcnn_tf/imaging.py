@@ -37,12 +37,14 @@ class ImageError(ValueError):
 
 
 def load_image(source: PathOrBytes, name: str | None = None,
-               max_pixels: int = MAX_PIXELS) -> np.ndarray:
+               max_pixels: int = MAX_PIXELS, keep_alpha: bool = False) -> np.ndarray:
     """Decodes an image file (or its bytes) to uint8 HxWxC with C = 1 (gray) or 3 (RGB), as it
     is displayed: an EXIF orientation (phone photos) is applied.
 
-    Accepts 8-bit gray, RGB, RGBA/LA (alpha dropped), palette, 16-bit (scaled to 8 bit by
-    round(v / 257)) and CMYK. `name` is used in error messages when `source` is bytes.
+    Accepts 8-bit gray, RGB, RGBA/LA, palette (with or without transparency), 16-bit (scaled to
+    8 bit by round(v / 257)) and CMYK. Alpha is dropped unless `keep_alpha`: then an image that
+    has it comes back with it last (C = 2 gray + alpha, 4 RGBA). `name` is used in error
+    messages when `source` is bytes.
     Raises ImageError naming the file for anything that does not decode, and for images whose
     declared width x height exceeds `max_pixels` (before any pixel is decoded).
     """
@@ -54,7 +56,7 @@ def load_image(source: PathOrBytes, name: str | None = None,
                 raise ImageError(f"{label}: {width}x{height} = {width * height} pixels exceeds "
                                  f"the limit of {max_pixels} pixels (max_pixels)")
             im.load()
-            return _to_array(ImageOps.exif_transpose(im), label)
+            return _to_array(ImageOps.exif_transpose(im), label, keep_alpha)
     except Image.DecompressionBombError as e:
         raise ImageError(f"{label}: declared size exceeds the limit of {max_pixels} pixels "
                          f"(max_pixels; {e})") from None
@@ -64,7 +66,7 @@ def load_image(source: PathOrBytes, name: str | None = None,
         raise ImageError(f"{label}: not a readable image ({e})") from e
 
 
-def _to_array(im: Image.Image, label: str) -> np.ndarray:
+def _to_array(im: Image.Image, label: str, keep_alpha: bool) -> np.ndarray:
     mode = im.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         arr = np.asarray(im).astype(np.float64)
@@ -75,22 +77,48 @@ def _to_array(im: Image.Image, label: str) -> np.ndarray:
         return np.clip(matlab_round(out), 0, 255).astype(np.uint8)[..., None]
     if mode == "F":
         raise ImageError(f"{label}: floating-point images are not supported (mode F)")
-    if mode in ("1", "L", "LA"):
-        return np.asarray(im.convert("L"), dtype=np.uint8)[..., None]
-    if mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-    # RGB, RGBA, CMYK, YCbCr, LAB, HSV, RGBX ...: Pillow converts to RGB (alpha dropped).
-    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    if mode in ("P", "PA"):
+        im = im.convert("RGBA" if mode == "PA" or "transparency" in im.info else "RGB")
+    alpha = keep_alpha and ("A" in im.getbands() or "a" in im.getbands())
+    if im.mode in ("1", "L", "LA", "La"):
+        return np.atleast_3d(np.asarray(im.convert("LA" if alpha else "L"), dtype=np.uint8))
+    # RGB, RGBA, CMYK, YCbCr, LAB, HSV, RGBX ...: Pillow converts to RGB(A).
+    return np.asarray(im.convert("RGBA" if alpha else "RGB"), dtype=np.uint8)
+
+
+# What `save_image` writes for each format Pillow saves: the formats that keep an alpha channel,
+# and the options that keep an SR result as computed (Pillow's defaults are JPEG quality 75 with
+# 4:2:0 chroma and lossy WebP).
+ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")
+_SAVE_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"lossless": True}}
+
+
+def output_format(path: str | os.PathLike, channels: int) -> str:
+    """The Pillow format `save_image` writes `path` in, for an image of `channels` (1-4; 2 and 4
+    carry alpha). Raises ValueError naming the path when its extension is unknown or its
+    format cannot hold the alpha channel; call it before the work that produces the image."""
+    ext = os.path.splitext(str(path))[1].lower()
+    fmt = Image.registered_extensions().get(ext)
+    if fmt is None or fmt not in Image.SAVE:
+        raise ValueError(f"{path}: unknown image extension {ext or '(none)'!r}: use .png, .jpg, "
+                         f".webp, .tif or .bmp")
+    if channels in (2, 4) and fmt not in ALPHA_FORMATS:
+        raise ValueError(f"{path}: {fmt} has no alpha channel and the image has one: write "
+                         f".png, .webp or .tif to keep its transparency")
+    return fmt
 
 
 def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Writes uint8 HxW, HxWx1 or HxWx3 to any format Pillow knows from the extension."""
+    """Writes uint8 HxW or HxWxC (C = 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA) in the format of
+    the extension (`output_format`): JPEG at quality 95 without chroma subsampling, WebP
+    lossless."""
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
         raise ValueError(f"save_image wants uint8, got {arr.dtype}")
+    fmt = output_format(path, arr.shape[2] if arr.ndim == 3 else 1)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
-    Image.fromarray(arr).save(path)
+    Image.fromarray(arr).save(path, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
 
 
 def matlab_round(x: np.ndarray) -> np.ndarray:

@@ -7,6 +7,8 @@ and answer a bad request with InvalidArgument and a clear message.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import tensorflow as tf
 
@@ -138,9 +140,9 @@ class SRModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([1], tf.string, name="image_bytes")])
     def upscale_encoded(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        """PNG/JPEG/GIF/BMP bytes -> PNG bytes. The size the header declares is checked against
-        max_pixels before decoding. TensorFlow's decoders ignore EXIF orientation: send phone
-        photos upright (the serving client does)."""
+        """PNG/JPEG/GIF/BMP bytes -> PNG bytes (alpha kept, upscaled by the bicubic). The size
+        the header declares is checked against max_pixels before decoding. TensorFlow's
+        decoders ignore EXIF orientation: send phone photos upright (the serving client does)."""
         # reshape: TF Serving feeds a scalar for {"b64": ...} and [1] for [{"b64": ...}].
         data = tf.reshape(_as_fed(image_bytes, tf.string), [-1])[0]
         hw = declared_size(data)
@@ -153,18 +155,36 @@ class SRModule(tf.Module):
         img = tf.io.decode_image(data, expand_animations=False)  # uint8 (H, W, C)
         img = tf.ensure_shape(img, [None, None, None])[None]
         img = _checked(img, tf.uint8, None, "decoded image", self.max_pixels, self.scale)
-        channels = tf.shape(img)[-1]
-
-        def gray() -> tf.Tensor:  # a gray image is its own Y
-            y = tf_imaging.upscale_bicubic(tf.cast(img[..., :1], tf.float32) / 255.0, self.scale)
-            return tf.io.encode_png(tf_imaging.to_uint8(self._sr_y(y))[0])
-
-        def colour() -> tf.Tensor:  # RGB; alpha dropped
-            rgb = tf.cast(img[..., :3], tf.float32) / 255.0
-            return tf.io.encode_png(self._sr_rgb(tf.ensure_shape(rgb, [1, None, None, 3]))[0])
-
-        png = tf.cond(channels < 3, gray, colour)
+        png = _encode_sr(img, lambda x: tf_imaging.upscale_bicubic(x, self.scale), self._sr_y,
+                         self._sr_rgb)
         return {"image_bytes": tf.reshape(png, [1])}
+
+
+def _encode_sr(img: tf.Tensor, resize: Callable[[tf.Tensor], tf.Tensor],
+               sr_y: Callable[[tf.Tensor], tf.Tensor],
+               sr_rgb: Callable[[tf.Tensor], tf.Tensor]) -> tf.Tensor:
+    """PNG bytes (scalar string) of the SR of a decoded uint8 (1, H, W, C) image: C = 1 gray
+    (its own Y), 3 RGB, 2 / 4 the same with alpha, which is upscaled by `resize` (the bicubic)
+    alone. resize/sr_y: float [0, 1] (1, h, w, 1) -> (1, S*h, S*w, 1); sr_rgb: float RGB
+    (1, h, w, 3) -> uint8 (1, S*h, S*w, 3)."""
+    channels = tf.shape(img)[-1]
+
+    def as_float(x: tf.Tensor) -> tf.Tensor:
+        return tf.cast(x, tf.float32) / 255.0
+
+    def encode(sr: tf.Tensor, c: int) -> tf.Tensor:
+        def with_alpha() -> tf.Tensor:
+            alpha = tf_imaging.to_uint8(resize(as_float(img[..., c:c + 1])))[0]
+            return tf.io.encode_png(tf.concat([sr, alpha], axis=-1))
+        return tf.cond(channels > c, with_alpha, lambda: tf.io.encode_png(sr))
+
+    def gray() -> tf.Tensor:
+        return encode(tf_imaging.to_uint8(sr_y(resize(as_float(img[..., :1]))))[0], 1)
+
+    def colour() -> tf.Tensor:
+        return encode(sr_rgb(tf.ensure_shape(as_float(img[..., :3]), [1, None, None, 3]))[0], 3)
+
+    return tf.cond(channels < 3, gray, colour)
 
 
 def _scale_input(scale: tf.Tensor) -> tf.Tensor:
@@ -237,16 +257,7 @@ class MultiScaleModule(SRModule):
         img = tf.ensure_shape(img, [None, None, None])[None]
         img = _checked(img, tf.uint8, None, "decoded image", self.max_pixels, 1)
         with tf.control_dependencies([self._checked_size(tf.shape(img), s, "the decoded image")]):
-            channels = tf.shape(img)[-1]
-
-        def gray() -> tf.Tensor:
-            y = tf_imaging.resize_bicubic(tf.cast(img[..., :1], tf.float32) / 255.0, s)
-            return tf.io.encode_png(tf_imaging.to_uint8(self._sr_y(y, s))[0])
-
-        def colour() -> tf.Tensor:
-            rgb = tf.cast(img[..., :3], tf.float32) / 255.0
-            return tf.io.encode_png(self._sr_rgb_at(tf.ensure_shape(rgb, [1, None, None, 3]),
-                                                    s)[0])
-
-        png = tf.cond(channels < 3, gray, colour)
+            img = tf.identity(img)
+        png = _encode_sr(img, lambda x: tf_imaging.resize_bicubic(x, s),
+                         lambda y: self._sr_y(y, s), lambda rgb: self._sr_rgb_at(rgb, s))
         return {"image_bytes": tf.reshape(png, [1])}

@@ -22,21 +22,23 @@ def _bicubic_region(image: np.ndarray, rows: tuple[np.ndarray, np.ndarray],
     """Rows/columns of the whole image's MATLAB bicubic upscale, from the LR pixels they need.
 
     image: uint8 (h, w, C); rows/cols: (weights, indices) slices of the whole-image
-    contributions. Returns float64 (rows, cols, C), YCbCr for colour input (resizing is linear,
-    so converting first is the same as converting after).
+    contributions. Returns float64 (rows, cols, C) in [0, 1] (up to overshoot), YCbCr for colour
+    input (resizing is linear, so converting first is the same as converting after); an alpha
+    channel (C = 2 or 4) stays last.
     """
     (rw, ri), (cw, ci) = rows, cols
     lr = image[ri.min():ri.max() + 1, ci.min():ci.max() + 1].astype(np.float64) / 255.0
-    if lr.shape[2] == 3:
-        lr = imaging.rgb2ycbcr(lr)
+    if lr.shape[2] >= 3:
+        lr[..., :3] = imaging.rgb2ycbcr(lr[..., :3])
     up = np.einsum("op,opwc->owc", rw, lr[ri - ri.min()])
     return np.einsum("op,ropc->roc", cw, up[:, ci - ci.min()])
 
 
 def upscale_array(image: np.ndarray, scale: float, predict_y: predictors.Predictor,
                   border: int, tile: int = 512) -> np.ndarray:
-    """Super-resolves uint8 (H, W, 1 or 3) to uint8 (ceil(S*H), ceil(S*W), same C), tile by
-    tile (S any factor >= 1: MATLAB imresize's output size and weights).
+    """Super-resolves uint8 (H, W, C) to uint8 (ceil(S*H), ceil(S*W), C), tile by tile (S any
+    factor >= 1: MATLAB imresize's output size and weights); C = 1 gray, 3 RGB, and 2 / 4 the
+    same with alpha, which is upscaled by the bicubic alone.
 
     Tiles are cut on the HR grid with `border` (receptive-field radius) pixels of context; the
     bicubic input of each is computed from the LR pixels it needs with the whole image's
@@ -45,6 +47,7 @@ def upscale_array(image: np.ndarray, scale: float, predict_y: predictors.Predict
     bicubic Cb/Cr; a gray image is its own Y.
     """
     h, w, c = image.shape
+    colour = 3 if c >= 3 else 1
     hr_h, hr_w = imaging.output_size(h, w, scale)
     out = np.empty((hr_h, hr_w, c), np.uint8)
     rows = imaging.resize_contributions(h, hr_h, float(scale), antialiasing=False)
@@ -59,7 +62,9 @@ def upscale_array(image: np.ndarray, scale: float, predict_y: predictors.Predict
                     (clo - (c0 - border), c1 + border - chi), (0, 0))
             y = np.pad(up[..., :1], pads, mode="edge").astype(np.float32)
             sr = np.asarray(predict_y(y))[border:border + r1 - r0, border:border + c1 - c0]
-            out[r0:r1, c0:c1] = predictors.merge_y(sr, up[r0 - rlo:r1 - rlo, c0 - clo:c1 - clo])
+            up = up[r0 - rlo:r1 - rlo, c0 - clo:c1 - clo]
+            out[r0:r1, c0:c1, :colour] = predictors.merge_y(sr, up[..., :colour])
+            out[r0:r1, c0:c1, colour:] = imaging.to_uint8(up[..., colour:])
     return out
 
 
@@ -93,7 +98,8 @@ def upscale_file(path: str, out_path: str, model_dir: str, tile: int = 512,
                  max_pixels: int = imaging.MAX_PIXELS, scale: float | None = None,
                  size: tuple[int, int] | None = None) -> tuple[int, int]:
     """Reads any image (gray, RGB, RGBA, 16-bit; EXIF orientation applied; at most
-    `max_pixels` declared pixels), writes the SR image; returns its (H, W).
+    `max_pixels` declared pixels), writes the SR image; returns its (H, W). Alpha is kept
+    (bicubic), so `out_path` must then be a format that holds it (imaging.output_format).
 
     The factor is `scale`, or the one that reaches `size` = (width, height) with the aspect
     kept (scale_for_size), or the model's own; a multi-scale model needs one of the first two.
@@ -101,8 +107,9 @@ def upscale_file(path: str, out_path: str, model_dir: str, tile: int = 512,
     """
     with open(os.path.join(model_dir, "metadata.json")) as f:
         meta = json.load(f)
-    image = imaging.load_image(path, max_pixels=max_pixels)
+    image = imaging.load_image(path, max_pixels=max_pixels, keep_alpha=True)
     h, w = image.shape[:2]
+    imaging.output_format(out_path, image.shape[2])  # before the work: a bad --out fails fast
     if size is not None:
         scale = scale_for_size(h, w, size)
         if not 1 < scale <= meta.get("max_scale", imaging.MAX_SCALE):

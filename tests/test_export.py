@@ -160,14 +160,21 @@ def _png(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def test_encoded_accepts_gray_rgba_and_jpeg(loaded):
+def test_encoded_accepts_gray_and_jpeg_and_keeps_alpha_as_make_upscale_does(trained, loaded):
     fn = loaded.signatures["upscale_encoded"]
-    gray = natural_like(16, 18, c=1, seed=2)
-    out = imaging.load_image(fn(image_bytes=tf.constant([_png(gray)]))["image_bytes"][0].numpy())
-    assert out.shape == (48, 54, 1)
-    rgba = np.concatenate([natural_like(16, 18, seed=3), np.full((16, 18, 1), 9, np.uint8)], 2)
-    out = imaging.load_image(fn(image_bytes=tf.constant([_png(rgba)]))["image_bytes"][0].numpy())
-    assert out.shape == (48, 54, 3)
+    predict = predictors.saved_model_y_predictor(trained["path"])
+    alpha = natural_like(16, 18, c=1, seed=6)
+    for colour in (natural_like(16, 18, c=1, seed=2), natural_like(16, 18, seed=3)):
+        c = colour.shape[2]
+        for image in (colour, np.concatenate([colour, alpha], axis=2)):
+            png = fn(image_bytes=tf.constant([_png(image)]))["image_bytes"][0].numpy()
+            out = imaging.load_image(png, keep_alpha=True)
+            assert out.shape == (48, 54, image.shape[2])
+            want = upscale_lib.upscale_array(image, 3, predict, 8)
+            assert np.abs(out.astype(int) - want).max() <= 1, c  # float32 graph vs float64
+            if image.shape[2] > c:
+                assert np.abs(out[..., c].astype(int) - imaging.to_uint8(
+                    imaging.imresize(alpha[..., 0] / 255.0, scale=3))).max() <= 1
     buf = io.BytesIO()
     Image.fromarray(natural_like(16, 18, seed=4)).save(buf, "JPEG")
     out = imaging.load_image(fn(image_bytes=tf.constant([buf.getvalue()]))["image_bytes"][0]
@@ -331,6 +338,31 @@ def test_upscale_tiles_equal_whole_image(trained, tmp_path):
     assert np.abs(got.astype(int) - ref).max() <= 1
 
 
+def test_upscale_keeps_alpha_as_its_bicubic(trained):
+    predict = predictors.saved_model_y_predictor(trained["path"])
+    for colour in (1, 3):
+        img = natural_like(23, 31, c=colour, seed=colour)
+        alpha = natural_like(23, 31, c=1, seed=5)
+        with_alpha = np.concatenate([img, alpha], axis=2)
+        got = upscale_lib.upscale_array(with_alpha, 3, predict, 8, tile=25)
+        assert got.shape == (69, 93, colour + 1)
+        np.testing.assert_array_equal(got[..., :colour],
+                                      upscale_lib.upscale_array(img, 3, predict, 8, tile=1000))
+        want = imaging.to_uint8(imaging.imresize(alpha[..., 0] / 255.0, scale=3))
+        np.testing.assert_array_equal(got[..., colour], want)
+
+
+def test_upscale_file_refuses_an_output_that_would_lose_alpha(trained, tmp_path):
+    src = tmp_path / "logo.png"
+    rgba = np.concatenate([natural_like(10, 12, seed=2), natural_like(10, 12, c=1, seed=3)], 2)
+    imaging.save_image(src, rgba)
+    with pytest.raises(ValueError, match=r"logo_x3\.jpg: JPEG has no alpha channel"):
+        upscale_lib.upscale_file(str(src), str(tmp_path / "logo_x3.jpg"), trained["path"])
+    assert upscale_lib.upscale_file(str(src), str(tmp_path / "logo_x3.png"),
+                                    trained["path"]) == (30, 36)
+    assert imaging.load_image(tmp_path / "logo_x3.png", keep_alpha=True).shape == (30, 36, 4)
+
+
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "I;16"])
 def test_make_upscale_pipeline_any_mode(trained, tmp_path, mode):
     arr = natural_like(20, 22, c=1 if mode in ("L", "I;16") else 3, seed=4)
@@ -345,7 +377,8 @@ def test_make_upscale_pipeline_any_mode(trained, tmp_path, mode):
                         f"--models_dir={trained['root']}", f"--out={out}"], cwd=ROOT,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert imaging.load_image(out).shape[:2] == (60, 66)
+    assert imaging.load_image(out, keep_alpha=True).shape == (60, 66, 4 if mode == "RGBA" else
+                                                              1 if mode in ("L", "I;16") else 3)
 
 
 def test_upscale_without_model_is_a_clear_error(tmp_path):
@@ -465,6 +498,13 @@ def test_multiscale_signatures_answer_as_make_upscale_does(multiscale, scale):
                       {"image_bytes": np.array([_png(rgb)], dtype=object),
                        "scale": np.float32(scale)})["image_bytes"][0]
     np.testing.assert_array_equal(imaging.load_image(png), got)
+    rgba = np.concatenate([rgb, natural_like(77, 101, c=1, seed=6)], axis=2)
+    png = session_run(multiscale["path"], "upscale_encoded",
+                      {"image_bytes": np.array([_png(rgba)], dtype=object),
+                       "scale": np.float32(scale)})["image_bytes"][0]
+    want = upscale_lib.upscale_array(rgba, scale, predict, 8)
+    np.testing.assert_array_equal(imaging.load_image(png, keep_alpha=True)[..., :3], got)
+    assert np.abs(imaging.load_image(png, keep_alpha=True).astype(int) - want).max() <= 1
 
 
 def test_multiscale_saved_model_cli_run_takes_the_scale(multiscale, tmp_path):

@@ -33,6 +33,25 @@ class TestLoadImage:
         out = imaging.load_image(_encode(pal, "PNG"))
         np.testing.assert_array_equal(out, np.asarray(pal.convert("RGB")))
 
+    def test_alpha_is_kept_when_asked(self):
+        rgb = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3) * 3
+        alpha = np.arange(20, dtype=np.uint8).reshape(4, 5, 1) * 13
+        rgba = np.concatenate([rgb, alpha], axis=2)
+        np.testing.assert_array_equal(
+            imaging.load_image(_encode(Image.fromarray(rgba), "PNG"), keep_alpha=True), rgba)
+        la = np.concatenate([rgb[..., :1], alpha], axis=2)
+        np.testing.assert_array_equal(
+            imaging.load_image(_encode(Image.fromarray(la), "PNG"), keep_alpha=True), la)
+        pal = Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE)
+        pal.info["transparency"] = 0
+        out = imaging.load_image(_encode(pal, "PNG"), keep_alpha=True)
+        assert out.shape == (4, 5, 4) and 0 in out[..., 3] and 255 in out[..., 3]
+        # Without alpha in the file, nothing is added.
+        assert imaging.load_image(_encode(Image.fromarray(rgb), "PNG"), keep_alpha=True).shape \
+            == (4, 5, 3)
+        assert imaging.load_image(_encode(Image.fromarray(rgb[..., 0]), "PNG"),
+                                  keep_alpha=True).shape == (4, 5, 1)
+
     def test_16_bit_is_scaled(self):
         v = np.array([[0, 257, 65535, 32896]], dtype=np.uint16)
         out = imaging.load_image(_encode(Image.fromarray(v), "PNG"))
@@ -51,6 +70,35 @@ class TestLoadImage:
             imaging.load_image(bad)
         with pytest.raises(imaging.ImageError, match="cut.png"):
             imaging.load_image(_encode(Image.new("RGB", (40, 40)), "PNG")[:60], name="cut.png")
+
+
+class TestSaveImage:
+    @pytest.mark.parametrize("channels,ext", [(1, "png"), (2, "png"), (3, "webp"), (4, "webp"),
+                                              (4, "tif"), (3, "bmp")])
+    def test_lossless_formats_round_trip(self, tmp_path, channels, ext):
+        img = np.random.default_rng(channels).integers(0, 256, (9, 11, channels), np.uint8)
+        imaging.save_image(tmp_path / f"a.{ext}", img)
+        back = imaging.load_image(tmp_path / f"a.{ext}", keep_alpha=True)
+        np.testing.assert_array_equal(back, img)
+
+    def test_jpeg_keeps_full_chroma_at_high_quality(self, tmp_path):
+        img = np.random.default_rng(0).integers(0, 256, (16, 16, 3), np.uint8)
+        imaging.save_image(tmp_path / "a.jpg", img)
+        with Image.open(tmp_path / "a.jpg") as im:
+            from PIL import JpegImagePlugin
+            assert JpegImagePlugin.get_sampling(im) == 0  # 4:4:4
+            assert max(im.quantization[0]) <= 12  # quality 95; at Pillow's default (75) up to 61
+
+    def test_format_is_checked_before_writing(self, tmp_path):
+        with pytest.raises(ValueError, match=r"a\.xyz: unknown image extension '\.xyz'"):
+            imaging.output_format(tmp_path / "a.xyz", 3)
+        with pytest.raises(ValueError, match="unknown image extension '\\(none\\)'"):
+            imaging.output_format(tmp_path / "noext", 3)
+        for channels in (2, 4):
+            with pytest.raises(ValueError, match=r"a\.jpg: JPEG has no alpha channel"):
+                imaging.save_image(tmp_path / "a.jpg", np.zeros((2, 2, channels), np.uint8))
+        assert not list(tmp_path.iterdir())
+        assert imaging.output_format(tmp_path / "a.JPEG", 3) == "JPEG"
 
 
 def test_rgb2ycbcr_matches_matlab():

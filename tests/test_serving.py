@@ -96,3 +96,17 @@ def test_phone_photos_are_sent_upright():
     Image.fromarray(stored).save(plain, format="PNG")
     assert serving.upright_encoded(plain.getvalue()) == plain.getvalue()  # nothing to turn
     assert serving.upright_encoded(b"not an image") == b"not an image"  # the server judges
+
+
+@pytest.mark.parametrize("out,signature,says", [
+    ("o.jpg", "upscale_encoded", "the upscale_encoded answer is PNG bytes"),
+    ("o.xyz", "serving_default", "unknown image extension '.xyz'")])
+def test_client_command_checks_out_before_sending(out, signature, says, tmp_path):
+    image = tmp_path / "photo.png"
+    Image.fromarray(natural_like(20, 24)).save(image)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.serving_client", f"--image={image}",
+         f"--out={tmp_path / out}", f"--signature={signature}", f"--port={free_port()}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and says in proc.stderr
+    assert "no TF Serving answered" not in proc.stderr  # refused before any request

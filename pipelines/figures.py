@@ -28,7 +28,7 @@ _CROP = flags.DEFINE_integer("crop", 96, "Crop size of the comparison panels.", 
 flags.register_validator("run_dir", lambda p: p is None or os.path.isfile(
     os.path.join(p, "config.json")), message="--run_dir is not a training run (no config.json)")
 flags.register_validator("chains", lambda ps: all(
-    os.path.isfile(os.path.join(runs.newest_version(p), "metadata.json")) for p in ps),
+    runs.is_export(runs.newest_version(p)) for p in ps),
     message="--chains: every entry must be an exported model folder (with metadata.json)")
 flags.register_multi_flags_validator(
     ["run_dir", "chains"], lambda f: bool(f["run_dir"]) != bool(f["chains"]),

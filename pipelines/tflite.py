@@ -60,7 +60,7 @@ def main(argv: list[str]) -> None:
                         "RUN=<the model's run directory>, or --records / --run_dir)", _SCALE.value)
         variants = tuple(v for v in variants if v != "int8")
     try:
-        model_dir = (runs.newest_version(_MODEL_DIR.value) if _MODEL_DIR.value
+        model_dir = (runs.resolve_export(_MODEL_DIR.value, "--model_dir") if _MODEL_DIR.value
                      else export.latest_export(_MODELS.value, _SCALE.value))
         scale = runs.read_json(os.path.join(model_dir, "metadata.json"))["scale"]
         result = tflite_lib.export_tflite(model_dir, records, _EVAL_DIR.value, scale, variants,

@@ -75,10 +75,7 @@ def main(argv: list[str]) -> None:
     try:
         models = _MODELS.value or export.default_models_dir()
         if _MODEL.value:
-            model_dir = runs.newest_version(_MODEL.value)
-            if not os.path.isfile(os.path.join(model_dir, "metadata.json")):
-                raise FileNotFoundError(f"--model: {_MODEL.value} is neither an exported version "
-                                        f"(saved_model.pb, metadata.json) nor a folder of them")
+            model_dir = runs.resolve_export(_MODEL.value, "--model")
         else:
             model_dir = (export.latest_multiscale(models) if size
                          else export.latest_export(models, scale))

@@ -159,6 +159,21 @@ def newest_version(path: str) -> str:
     return os.path.join(path, str(max(versions))) if versions else path
 
 
+def is_export(path: str) -> bool:
+    """Whether `path` is a version folder exported by this project (SavedModel + metadata)."""
+    return all(os.path.isfile(os.path.join(path, f)) for f in ("saved_model.pb", METADATA))
+
+
+def resolve_export(path: str, what: str) -> str:
+    """The exported version a user named: `path` itself or a model folder's newest version.
+    Raises FileNotFoundError naming `what` (the flag) and `path` when it is neither."""
+    version = newest_version(path)
+    if not is_export(version):
+        raise FileNotFoundError(f"{what}: {path} is neither an exported version "
+                                f"(saved_model.pb, {METADATA}) nor a folder of them")
+    return version
+
+
 def export_label(path: str) -> str:
     """'<model name>/<version>' of an exported version folder: its name on any machine."""
     return "/".join(os.path.normpath(os.path.abspath(path)).split(os.sep)[-2:])

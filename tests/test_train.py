@@ -125,6 +125,14 @@ def test_warm_start_from_a_run_or_an_export_and_its_chain(record_dir, tmp_path):
     assert newest["label"] == "srcnn_x3/2" and newest["chain"] == meta["training_chain"]
     with pytest.raises(FileNotFoundError, match="neither an exported version folder"):
         runs.describe_init(str(tmp_path / "models"))
+    # What upscale/tflite resolve a user's model folder or version folder to.
+    assert runs.resolve_export(str(tmp_path / "models" / "srcnn_x3"), "--model") == \
+        str(tmp_path / "models" / "srcnn_x3" / "2")
+    assert runs.resolve_export(str(tmp_path / "models" / "srcnn_x3" / "1"), "--model") == \
+        str(tmp_path / "models" / "srcnn_x3" / "1")
+    for bad in (tmp_path / "models", run):
+        with pytest.raises(FileNotFoundError, match=f"--model_dir: {bad} is neither"):
+            runs.resolve_export(str(bad), "--model_dir")
     other = dataclasses.replace(_config(record_dir, tmp_path / "bad"), init_from=str(first),
                                 model=ModelConfig(preset="9-5-5", n1=16, n2=8))
     with pytest.raises(ValueError, match="init_from"):

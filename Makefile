@@ -22,7 +22,6 @@ SIZE    ?=
 MODELS  := $(if $(OUT),$(OUT),saved_models)
 EVAL    ?= $(firstword $(wildcard ../shared/data/Set5))
 SETS    ?= $(subst $(space),$(comma),$(wildcard ../shared/data/Set5 ../shared/data/Set14))
-SCALES  ?= 2,3,4
 JSON    ?=
 EVAL_OUT ?= eval
 CHAINS  ?=
@@ -104,10 +103,10 @@ upscale: $(VENV)/.installed
 	$(PY) -m pipelines.upscale --image=$(IMAGE) $(if $(SIZE),--size=$(SIZE)) $(if $(call \
 		given,SCALE),--scale=$(SCALE)) $(if $(OUT),--out=$(OUT)) $(if $(call given,MODEL),--model=$(MODEL)) $(ARGS)
 
-## make evaluate MODEL=<run dir|SavedModel|.tflite|bicubic> SETS=d1,d2 SCALES=2,3,4 [JSON=out.json]  (fractional: SCALES=1.5,2.5)
+## make evaluate MODEL=<run dir|SavedModel|.tflite|bicubic> SETS=d1,d2 [SCALES=2,3,4 JSON=out.json]  (SCALES: the model's own by default; fractional: 1.5,2.5)
 evaluate: $(VENV)/.installed
 	$(PY) -m pipelines.evaluate --model=$(if $(filter 9-% bicubic,$(MODEL)),$(if $(filter bicubic,$(MODEL)),bicubic,$(RUN)),$(MODEL)) \
-		--sets=$(SETS) --scales=$(SCALES) --out_dir=$(EVAL_OUT) $(if $(JSON),--json=$(JSON)) $(ARGS)
+		--sets=$(SETS) $(if $(SCALES),--scales=$(SCALES)) --out_dir=$(EVAL_OUT) $(if $(JSON),--json=$(JSON)) $(ARGS)
 
 ## make sc-dictionary SCALE=3 [DATA=dir1,dir2]   the sparse-coding baseline's dictionaries (MODEL=sc)
 sc-dictionary: $(VENV)/.installed

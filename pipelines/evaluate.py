@@ -25,8 +25,10 @@ _SC_DICTIONARY = flags.DEFINE_enum(
 _MODELS_DIR = flags.DEFINE_string("models_dir", None, "Where 'sc' finds sc_x<scale>/ (default: "
                                   "saved_models, or the installed models).")
 _SETS = flags.DEFINE_list("sets", None, "Folders of HR images (e.g. Set5,Set14).", required=True)
-_SCALES = flags.DEFINE_list("scales", ["2", "3", "4"], "Scales to evaluate; fractional ones "
-                            "(1.5, 2.5) crop HR to multiples of p for p/q and shave ceil(scale).")
+_SCALES = flags.DEFINE_list("scales", None, "Scales to evaluate (default: the model's own "
+                            "factor; 2,3,4 for bicubic, sc and multi-scale models); fractional "
+                            "ones (1.5, 2.5) crop HR to multiples of p for p/q and shave "
+                            "ceil(scale).")
 _OUT_DIR = flags.DEFINE_string("out_dir", "eval", "Where the JSON/CSV/Markdown go.")
 _JSON = flags.DEFINE_string("json", None, "JSON summary path (default <out_dir>/results.json).")
 _PAPER = flags.DEFINE_bool("paper", False, "Put the papers' published numbers beside ours.")
@@ -38,8 +40,9 @@ _MAX_PIXELS = flags.DEFINE_integer("max_pixels", imaging.MAX_PIXELS,
 
 
 @flags.validator("scales")
-def _check_scales(values: list[str]) -> bool:
-    parse_scales(values, "scales")
+def _check_scales(values: list[str] | None) -> bool:
+    if values is not None:
+        parse_scales(values, "scales")
     return True
 
 
@@ -90,7 +93,8 @@ def _sc_predictors(scales: list[float]) -> dict[float, predictors.Predictor]:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    scales = list(parse_scales(_SCALES.value, "scales"))
+    given = list(parse_scales(_SCALES.value, "scales")) if _SCALES.value else None
+    scales = given or [2, 3, 4]
     if _MODEL.value == "sc":
         fractional = [s for s in scales if not isinstance(s, int)]
         if fractional:
@@ -103,9 +107,13 @@ def main(argv: list[str]) -> None:
             predictor, name, info = predictors.load_predictor(_MODEL.value, _THREADS.value)
         except FileNotFoundError as e:
             fail(e)
+        trained = imaging.scale_list(info["scale"]) if info.get("scale") else ()
+        if given is None and len(trained) == 1:
+            scales = list(trained)  # a single-scale model: its own factor unless told
+        elif len(trained) == 1 and any(s not in trained for s in scales):
+            logging.warning("%s was trained for x%s; also evaluating it at %s", name,
+                            imaging.scale_name(trained), imaging.scale_name(scales))
         per_scale = {s: info["at"](s) if "at" in info else predictor for s in scales}
-    trained = imaging.scale_list(info["scale"]) if info.get("scale") else ()
-    if trained and len(trained) == 1 and any(s not in trained for s in scales):
         logging.warning("%s was trained for x%s; also evaluating it at %s", name,
                         imaging.scale_name(trained), imaging.scale_name(scales))
     results = []

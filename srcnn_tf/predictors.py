@@ -118,13 +118,18 @@ def load_predictor(spec: str, num_threads: int | None = None) -> tuple[Predictor
         if not os.path.isfile(spec):
             raise FileNotFoundError(f"{spec}: no such TFLite file")
         name = f"SRCNN tflite {os.path.basename(spec)}"
+        # Inside an export (<version>/tflite/*.tflite) the version's metadata names the scale.
+        meta_path = os.path.join(os.path.dirname(os.path.abspath(spec)), os.pardir,
+                                 "metadata.json")
+        known = {"scale": json.load(open(meta_path))["scale"]} \
+            if os.path.isfile(meta_path) else {}
         if not tflite_takes_scale(spec):
-            return TFLiteY(spec, num_threads), name, {}
+            return TFLiteY(spec, num_threads), name, known
 
         def untold(x: np.ndarray) -> np.ndarray:  # such a file has no blind signature
             raise ValueError(f"{spec} takes the upscaling factor as an input: give the scale")
 
-        return untold, name, {"at": lambda s: TFLiteY(spec, num_threads, scale=s)}
+        return untold, name, {**known, "at": lambda s: TFLiteY(spec, num_threads, scale=s)}
     if os.path.isfile(os.path.join(spec, "config.json")):
         from srcnn_tf.runs import load_model
 

@@ -62,6 +62,17 @@ def test_same_model_same_psnr_as_checkpoint_savedmodel_tflite(tmp_path):
     assert abs(psnr[str(run)] - psnr[path]) <= 0.01
     assert abs(psnr[str(run)] - psnr[tflite]) <= 0.01
     assert psnr["bicubic"] != psnr[str(run)]
+    # A single-scale model is evaluated at its own factor unless --scales says otherwise; a
+    # TFLite file inside an export knows it from the export's metadata.
+    assert predictors.load_predictor(tflite)[2]["scale"] == 3
+    for scales, want in (([], {3}), (["--scales=2,3"], {2, 3})):
+        r = subprocess.run([sys.executable, "-m", "pipelines.evaluate", f"--model={tflite}",
+                            f"--sets={test_dir}", *scales, f"--out_dir={tmp_path / 'ev'}"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        results = json.loads((tmp_path / "ev" / "results.json").read_text())["results"]
+        assert {x["scale"] for x in results} == want
+        assert ("was trained for x3; also evaluating it at 2,3" in r.stderr) == bool(scales)
 
 
 def test_colour_outputs_and_unknown_model(tmp_path):

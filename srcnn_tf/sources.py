@@ -89,10 +89,19 @@ def folder_prefixes(folders: Sequence[str]) -> list[str]:
 
 
 def tfds_sources(name: str, split: str, image_key: str) -> list[Source]:
+    """One Source per example of TFDS dataset `name`'s `split`, downloaded and prepared first.
+    Raises ValueError naming `name` when there is no such dataset or it cannot be prepared."""
     import tensorflow_datasets as tfds
 
-    builder = tfds.builder(name)
-    builder.download_and_prepare()
+    try:
+        builder = tfds.builder(name)
+    except tfds.core.registered.DatasetNotFoundError as e:  # its message lists every dataset
+        raise ValueError(f"tfds_name {name!r}: {str(e).splitlines()[0]}") from None
+    try:
+        builder.download_and_prepare()
+    except Exception as e:  # network, disk, checksum, manual-download errors: all the user's to fix
+        raise ValueError(f"tfds_name {name!r}: could not be downloaded and prepared "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
     try:
         n = builder.info.splits[split].num_examples
     except KeyError:  # no split metadata: count the (undecoded) examples

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from srcnn_tf import imaging, records
+from srcnn_tf import imaging, records, sources
 from srcnn_tf import patches as patches_lib
 
 from conftest import ROOT, natural_like
@@ -280,6 +280,26 @@ def test_t91_patch_count_matches_paper_order(shared_data, tmp_path):
     # count is deterministic.
     assert manifest["train"]["patches"] == 20_961 and manifest["train"]["images"] == 86
     assert manifest["duplicates"] == 1 and manifest["val"]["images"] == 4  # t36.bmp == t65.bmp
+
+
+def test_tfds_dataset_that_cannot_be_had_is_named(monkeypatch, tmp_path):
+    """Unknown names and failed downloads are one message naming the dataset (offline here:
+    the download is made to fail the way a machine without network fails)."""
+    import tensorflow_datasets as tfds
+
+    with pytest.raises(ValueError, match=r"tfds_name 'no_such_set': Dataset no_such_set not "
+                                         r"found\.$"):
+        sources.tfds_sources("no_such_set", "train", "image")
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Failed to resolve 'data.vision.ee.ethz.ch'")
+
+    monkeypatch.setattr(tfds.core.constants, "DATA_DIR", str(tmp_path))  # not the user's home
+    monkeypatch.setattr(tfds.download.DownloadManager, "download_and_extract", offline)
+    monkeypatch.setattr(tfds.download.DownloadManager, "download", offline)
+    with pytest.raises(ValueError, match=r"tfds_name 'div2k/bicubic_x2': could not be downloaded "
+                                         r"and prepared \(ConnectionError: Failed to resolve"):
+        sources.tfds_sources("div2k/bicubic_x2", "train", "hr")
 
 
 def test_tfds_source(tmp_path):

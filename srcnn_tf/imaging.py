@@ -60,7 +60,9 @@ def load_image(source: PathOrBytes, name: str | None = None,
     except Image.DecompressionBombError as e:
         raise ImageError(f"{label}: declared size exceeds the limit of {max_pixels} pixels "
                          f"(max_pixels; {e})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except UnidentifiedImageError:  # its message names an in-memory buffer, not the file
+        raise ImageError(f"{label}: not a readable image (no image format recognized)") from None
+    except (OSError, SyntaxError, ValueError) as e:
         if isinstance(e, ImageError):
             raise
         raise ImageError(f"{label}: not a readable image ({e})") from e

@@ -66,8 +66,11 @@ class TestLoadImage:
     def test_not_an_image_names_the_file(self, tmp_path):
         bad = tmp_path / "notes.png"
         bad.write_text("hello")
-        with pytest.raises(imaging.ImageError, match="notes.png"):
+        with pytest.raises(imaging.ImageError,
+                           match=r"notes\.png: not a readable image \(no image format recognized\)$"):
             imaging.load_image(bad)
+        with pytest.raises(imaging.ImageError, match=r"^b\.png: .*recognized\)$"):  # bytes
+            imaging.load_image(b"hello", name="b.png")
         with pytest.raises(imaging.ImageError, match="cut.png"):
             imaging.load_image(_encode(Image.new("RGB", (40, 40)), "PNG")[:60], name="cut.png")
 

@@ -145,9 +145,11 @@ def write_training_curve(run_dir: str, csv_path: str) -> None:
 
 
 def default_models_dir() -> str:
-    """`saved_models` in the working directory when there is one (a checkout), else the shipped
+    """`saved_models` in the working directory when it holds this project's models (a checkout;
+    a folder of that common name with other models in it does not count), else the shipped
     models that `pip install` put under <prefix>/share/srcnn-tf/saved_models."""
-    if os.path.isdir("saved_models"):
+    if os.path.isdir("saved_models") and any(
+            name.startswith(("srcnn_", "sc_")) for name in os.listdir("saved_models")):
         return "saved_models"
     return os.path.join(sys.prefix, "share", "srcnn-tf", "saved_models")
 

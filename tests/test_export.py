@@ -381,6 +381,16 @@ def test_make_upscale_pipeline_any_mode(trained, tmp_path, mode):
                                                               1 if mode in ("L", "I;16") else 3)
 
 
+def test_default_models_are_a_checkout_s_or_the_installed_ones(tmp_path, monkeypatch):
+    installed = os.path.join(sys.prefix, "share", "srcnn-tf", "saved_models")
+    monkeypatch.chdir(tmp_path)
+    assert export.default_models_dir() == installed  # no saved_models here
+    (tmp_path / "saved_models" / "my_keras_model" / "1").mkdir(parents=True)
+    assert export.default_models_dir() == installed  # someone else's models: not ours
+    (tmp_path / "saved_models" / "srcnn_x3").mkdir()
+    assert export.default_models_dir() == "saved_models"  # a checkout's
+
+
 def test_upscale_without_model_is_a_clear_error(tmp_path):
     src = tmp_path / "in.png"
     imaging.save_image(src, natural_like(10, 10, seed=1))

@@ -84,6 +84,8 @@ def test_console_commands_point_at_runnable_pipelines():
                cfg["options.entry_points"]["console_scripts"].strip().splitlines()]
     assert {name.strip() for name, _ in scripts} >= {
         "srcnn-records", "srcnn-train", "srcnn-export", "srcnn-upscale", "srcnn-evaluate"}
+    readme = (ROOT / "README.md").read_text()
+    assert [n for n, _ in scripts if f"`{n.strip()}`" not in readme] == []  # each one documented
     assert cfg["options"]["package_dir"].split() == ["srcnn_tf_pipelines", "=", "pipelines"]
     for _, target in scripts:  # each pipeline defines its flags: read them, do not import all
         module, func = target.strip().split(":")

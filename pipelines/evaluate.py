@@ -114,8 +114,6 @@ def main(argv: list[str]) -> None:
             logging.warning("%s was trained for x%s; also evaluating it at %s", name,
                             imaging.scale_name(trained), imaging.scale_name(scales))
         per_scale = {s: info["at"](s) if "at" in info else predictor for s in scales}
-        logging.warning("%s was trained for x%s; also evaluating it at %s", name,
-                        imaging.scale_name(trained), imaging.scale_name(scales))
     results = []
     for folder in _SETS.value:
         for scale in scales:

@@ -73,6 +73,7 @@ def test_same_model_same_psnr_as_checkpoint_savedmodel_tflite(tmp_path):
         results = json.loads((tmp_path / "ev" / "results.json").read_text())["results"]
         assert {x["scale"] for x in results} == want
         assert ("was trained for x3; also evaluating it at 2,3" in r.stderr) == bool(scales)
+        assert ("was trained for" in r.stderr) == bool(scales)
 
 
 def test_colour_outputs_and_unknown_model(tmp_path):

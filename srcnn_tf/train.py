@@ -306,14 +306,14 @@ class Trainer:
                                   c.batch_size)
         clock = _Clock(float(self.elapsed.numpy()))
         try:
-            last_loss, window = self._loop(clock)
+            last_loss, window, validated = self._loop(clock)
         finally:
             self.progress.close()
         finished = self.run_dir.summary() if int(self.step.numpy()) == first_step else None
         if finished is not None:  # a finished run, run again
             log.info("%s already reached step %d: nothing to do", self.run_dir.path, first_step)
             return finished
-        if int(self.step.numpy()) % c.val_every:
+        if not validated:  # the data ran out before a budget did
             self.log_event(float(np.mean(window or [last_loss])), float("nan"), clock.minutes(),
                            validate=True)
         self.save(clock.seconds())
@@ -324,12 +324,14 @@ class Trainer:
         return int(self.step.numpy()) >= self.total_steps or bool(
             c.max_minutes and clock.minutes() >= c.max_minutes)
 
-    def _loop(self, clock: "_Clock") -> tuple[float, list[float]]:
-        """Trains until done; returns the last loss and the losses not yet logged."""
+    def _loop(self, clock: "_Clock") -> tuple[float, list[float], bool]:
+        """Trains until done, validating at the last step too; returns the last loss, the
+        losses not yet logged and whether the last step was logged with validation."""
         c, spe = self.config, self.data.steps_per_epoch
         last_loss, window, window_start = float("nan"), [], time.perf_counter()
+        validate = False
         if self._done(clock):
-            return last_loss, window
+            return last_loss, window, validate
         epoch, done = divmod(int(self.step.numpy()), spe)
         for batch in self.strategy.experimental_distribute_dataset(self.data.stream(epoch, done)):
             if self.time_fraction is not None:
@@ -343,16 +345,17 @@ class Trainer:
                     f"the data")
             window.append(last_loss)
             self.progress.update(last_loss)
-            validate = s % c.val_every == 0
+            done = self._done(clock)
+            validate = s % c.val_every == 0 or done
             if s % c.log_every == 0 or validate:
                 rate = len(window) * c.batch_size / (time.perf_counter() - window_start)
                 self.log_event(float(np.mean(window)), rate, clock.minutes(), validate)
                 window, window_start = [], time.perf_counter()
             if s % c.checkpoint_every == 0:
                 self.save(clock.seconds())
-            if self._done(clock):
+            if done:
                 break
-        return last_loss, window
+        return last_loss, window, validate
 
     def _write_summary(self, minutes: float, last_loss: float) -> dict[str, Any]:
         s = int(self.step.numpy())

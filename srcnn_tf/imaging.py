@@ -45,8 +45,9 @@ def load_image(source: PathOrBytes, name: str | None = None,
     8 bit by round(v / 257)) and CMYK. Alpha is dropped unless `keep_alpha`: then an image that
     has it comes back with it last (C = 2 gray + alpha, 4 RGBA). `name` is used in error
     messages when `source` is bytes.
-    Raises ImageError naming the file for anything that does not decode, and for images whose
-    declared width x height exceeds `max_pixels` (before any pixel is decoded).
+    Raises ImageError naming the file for anything that does not decode, for animations and
+    multi-page files, and for images whose declared width x height exceeds `max_pixels`
+    (before any pixel is decoded).
     """
     label = name or (source if not isinstance(source, bytes) else "<bytes>")
     try:
@@ -55,6 +56,10 @@ def load_image(source: PathOrBytes, name: str | None = None,
             if width * height > max_pixels:
                 raise ImageError(f"{label}: {width}x{height} = {width * height} pixels exceeds "
                                  f"the limit of {max_pixels} pixels (max_pixels)")
+            frames = getattr(im, "n_frames", 1)
+            if frames > 1:  # an animation or a multi-page file: one frame would be a loss
+                raise ImageError(f"{label}: {frames} frames (animated or multi-page); single "
+                                 f"images only")
             im.load()
             return _to_array(ImageOps.exif_transpose(im), label, keep_alpha)
     except Image.DecompressionBombError as e:

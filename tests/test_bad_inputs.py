@@ -48,6 +48,7 @@ GOOD = {  # name -> displayed (height, width)
 BAD = {  # name -> what the message says
     "corrupt.png": "not a readable image", "empty.png": "not a readable image",
     "notes.png": "not a readable image", "bomb.png": "max_pixels",
+    "pages.tif": "2 frames",
 }
 TOO_SMALL = "one_pixel.png"
 
@@ -72,6 +73,8 @@ def awkward_dir(tmp_path_factory):
     (d / "empty.png").write_bytes(b"")
     (d / "notes.png").write_text("not an image at all")
     (d / "bomb.png").write_bytes(bomb_png())
+    frames = [Image.fromarray(natural_like(30, 32, seed=10 + i)) for i in range(2)]
+    frames[0].save(d / "pages.tif", save_all=True, append_images=frames[1:])
     imaging.save_image(d / TOO_SMALL, np.zeros((1, 1, 3), np.uint8))
     return d
 

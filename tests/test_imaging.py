@@ -52,6 +52,15 @@ class TestLoadImage:
         assert imaging.load_image(_encode(Image.fromarray(rgb[..., 0]), "PNG"),
                                   keep_alpha=True).shape == (4, 5, 1)
 
+    def test_animations_and_multi_page_files_are_refused(self, tmp_path):
+        frames = [Image.fromarray(np.full((4, 5, 3), 60 * i, np.uint8)) for i in range(3)]
+        frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+        with pytest.raises(imaging.ImageError, match=r"a\.gif: 3 frames \(animated or "
+                                                     r"multi-page\); single images only"):
+            imaging.load_image(tmp_path / "a.gif")
+        frames[0].save(tmp_path / "one.gif")
+        assert imaging.load_image(tmp_path / "one.gif").shape == (4, 5, 3)
+
     def test_16_bit_is_scaled(self):
         v = np.array([[0, 257, 65535, 32896]], dtype=np.uint16)
         out = imaging.load_image(_encode(Image.fromarray(v), "PNG"))

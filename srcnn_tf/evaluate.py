@@ -123,9 +123,10 @@ def write_outputs(results: Sequence[Result], json_path: str | None, csv_path: st
 
 
 def markdown_table(results: Sequence[Result], paper: bool = False) -> str:
-    """Rows: set x method; columns: scales; cells 'PSNR / SSIM'. With `paper`, adds the
-    published rows for the sets and scales evaluated."""
+    """Rows: set (in the order evaluated) x method; columns: scales; cells 'PSNR / SSIM'. With
+    `paper`, adds the published rows for the sets and scales evaluated."""
     scales = sorted({r.scale for r in results})
+    order = {name: i for i, name in reversed(list(enumerate(r.set for r in results)))}
     cells: dict[tuple[str, str], dict[int, str]] = {}
     for r in results:
         cells.setdefault((r.set, r.method), {})[r.scale] = f"{r.psnr:.2f} / {r.ssim:.4f}"
@@ -136,7 +137,8 @@ def markdown_table(results: Sequence[Result], paper: bool = False) -> str:
                 cells.setdefault((set_name, f"paper: {method}"), {})[scale] = cell
     lines = ["| set | method | " + " | ".join(f"x{s}" for s in scales) + " |",
              "|---|---|" + "---|" * len(scales)]
-    for (set_name, method) in sorted(cells, key=lambda k: (k[0], k[1].startswith("paper"), k[1])):
+    for (set_name, method) in sorted(cells, key=lambda k: (order[k[0]], k[1].startswith("paper"),
+                                                           k[1])):
         row = cells[(set_name, method)]
         lines.append(f"| {set_name} | {method} | " +
                      " | ".join(row.get(s, "") for s in scales) + " |")

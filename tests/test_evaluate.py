@@ -36,6 +36,8 @@ def test_pipeline_bicubic_rows_equal_the_papers(shared_data, tmp_path):
     assert got[("Set14", 3)]["images"] == 14
     table = (out / "table.md").read_text()
     assert "paper: SRCNN 9-5-5" in table and "| Set5 | bicubic | 33.66 / 0.9299" in table
+    rows = [line.split(" | ")[0] for line in table.splitlines()[2:]]
+    assert rows == sorted(rows, key=lambda r: r != "| Set5")  # the sets in the order given
     lines = (out / "per_image.csv").read_text().splitlines()
     assert lines[0] == "set,scale,method,image,psnr,ssim" and len(lines) == 1 + 3 * (5 + 14)
 

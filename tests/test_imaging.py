@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from srcnn_tf import evaluate, imaging, metrics
 
@@ -75,8 +75,8 @@ class TestLoadImage:
     def test_not_an_image_names_the_file(self, tmp_path):
         bad = tmp_path / "notes.png"
         bad.write_text("hello")
-        with pytest.raises(imaging.ImageError,
-                           match=r"notes\.png: not a readable image \(no image format recognized\)$"):
+        with pytest.raises(imaging.ImageError, match=r"notes\.png: not a readable image "
+                                                     r"\(no image format recognized\)$"):
             imaging.load_image(bad)
         with pytest.raises(imaging.ImageError, match=r"^b\.png: .*recognized\)$"):  # bytes
             imaging.load_image(b"hello", name="b.png")
@@ -97,7 +97,6 @@ class TestSaveImage:
         img = np.random.default_rng(0).integers(0, 256, (16, 16, 3), np.uint8)
         imaging.save_image(tmp_path / "a.jpg", img)
         with Image.open(tmp_path / "a.jpg") as im:
-            from PIL import JpegImagePlugin
             assert JpegImagePlugin.get_sampling(im) == 0  # 4:4:4
             assert max(im.quantization[0]) <= 12  # quality 95; at Pillow's default (75) up to 61
 

@@ -69,7 +69,8 @@ def test_a_minute_budget_ends_the_cosine_at_the_budget(record_dir, tmp_path):
     cosine = lambda m: 1e-3 * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * min(m / budget, 1))))  # noqa
     assert len(events) >= 3 and events[-1]["lr"] < 1e-4, events[-1]
     steps = [e["step"] for e in events]
-    assert steps == sorted(set(steps)) and "val_psnr" in events[-1]  # the last step: once, validated
+    assert steps == sorted(set(steps))  # the last step logged once,
+    assert "val_psnr" in events[-1]  # and validated
     for before, e in zip(events, events[1:]):
         assert cosine(e["minutes"]) - 1e-8 <= e["lr"] <= cosine(before["minutes"]) + 1e-8, e
 

@@ -37,7 +37,7 @@ def _srcnn_methods(models_dir: str, scale: int) -> dict[str, predictors.Predicto
     pattern = re.compile(rf"srcnn(_\w+)?_x{scale}$")
     for name in sorted(n for n in os.listdir(models_dir) if pattern.match(n)):
         version = runs.newest_version(os.path.join(models_dir, name))
-        if not os.path.isfile(os.path.join(version, "metadata.json")):
+        if not runs.is_export(version):
             continue
         preset = runs.read_json(os.path.join(version, "metadata.json"))["preset"]
         out[f"SRCNN {preset} SavedModel"] = predictors.saved_model_y_predictor(version)

@@ -126,7 +126,7 @@ def markdown_table(results: Sequence[Result], paper: bool = False) -> str:
     """Rows: set (in the order evaluated) x method; columns: scales; cells 'PSNR / SSIM'. With
     `paper`, adds the published rows for the sets and scales evaluated."""
     scales = sorted({r.scale for r in results})
-    order = {name: i for i, name in reversed(list(enumerate(r.set for r in results)))}
+    order = {name: i for i, name in enumerate(dict.fromkeys(r.set for r in results))}
     cells: dict[tuple[str, str], dict[int, str]] = {}
     for r in results:
         cells.setdefault((r.set, r.method), {})[r.scale] = f"{r.psnr:.2f} / {r.ssim:.4f}"

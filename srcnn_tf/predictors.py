@@ -108,6 +108,15 @@ def sc_predictor(models_dir: str, scale: int, learned_at: int | None = 2,
     return sparse_coding.SparseCodingSR(dictionaries, scale, progress=progress), path
 
 
+def _export_metadata(version: str) -> dict:
+    """An exported version folder's metadata.json ({} for a SavedModel made elsewhere)."""
+    path = os.path.join(version, "metadata.json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
 def load_predictor(spec: str, num_threads: int | None = None) -> tuple[Predictor, str, dict]:
     """'bicubic', a training run dir, a SavedModel (version dir or its parent), or a .tflite
     file -> (predictor, method name, info such as the model's scale). For models that take
@@ -119,10 +128,8 @@ def load_predictor(spec: str, num_threads: int | None = None) -> tuple[Predictor
             raise FileNotFoundError(f"{spec}: no such TFLite file")
         name = f"SRCNN tflite {os.path.basename(spec)}"
         # Inside an export (<version>/tflite/*.tflite) the version's metadata names the scale.
-        meta_path = os.path.join(os.path.dirname(os.path.abspath(spec)), os.pardir,
-                                 "metadata.json")
-        known = {"scale": json.load(open(meta_path))["scale"]} \
-            if os.path.isfile(meta_path) else {}
+        meta = _export_metadata(os.path.dirname(os.path.dirname(os.path.abspath(spec))))
+        known = {"scale": meta["scale"]} if "scale" in meta else {}
         if not tflite_takes_scale(spec):
             return TFLiteY(spec, num_threads), name, known
 
@@ -143,8 +150,7 @@ def load_predictor(spec: str, num_threads: int | None = None) -> tuple[Predictor
 
     path = newest_version(spec)
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        meta_path = os.path.join(path, "metadata.json")
-        meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {}
+        meta = _export_metadata(path)
         name = f"SRCNN {meta.get('preset', '')} (SavedModel {path})".replace("  ", " ")
         info = {"scale": meta.get("scale")}
         if isinstance(meta.get("scale"), list):

@@ -345,15 +345,15 @@ class Trainer:
                     f"the data")
             window.append(last_loss)
             self.progress.update(last_loss)
-            done = self._done(clock)
-            validate = s % c.val_every == 0 or done
+            last = self._done(clock)
+            validate = s % c.val_every == 0 or last
             if s % c.log_every == 0 or validate:
                 rate = len(window) * c.batch_size / (time.perf_counter() - window_start)
                 self.log_event(float(np.mean(window)), rate, clock.minutes(), validate)
                 window, window_start = [], time.perf_counter()
             if s % c.checkpoint_every == 0:
                 self.save(clock.seconds())
-            if done:
+            if last:
                 break
         return last_loss, window, validate
 

@@ -337,7 +337,11 @@ class _Loop:
         return record
 
     def run_for(self, log) -> tuple[int, float]:
-        """Trains until config.minutes have passed -> (steps, minutes)."""
+        """Trains until config.minutes have passed -> (steps, minutes).
+
+        Calls are dispatched asynchronously; waiting for the one before keeps a single call
+        queued, so the clock (cosine, budget, patches/s) measures finished work rather than
+        the tens of calls an accelerator's queue can hold."""
         c = self.config
         step, start, last_val, losses = 0, time.perf_counter(), 0.0, []
         while True:
@@ -345,6 +349,8 @@ class _Loop:
             lr = cosine_lr(c.learning_rate, minutes / c.minutes, c.warmup_fraction)
             self.key, sub = jax.random.split(self.key)
             self.state, loss = self.call(self.state, self.bank, sub, jnp.float32(lr))
+            if losses:
+                losses[-1].block_until_ready()
             step += c.steps_per_call
             losses.append(loss)
             minutes = (time.perf_counter() - start) / 60

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import jax.numpy as jnp
 import keras
 import numpy as np
@@ -66,6 +67,38 @@ def test_cosine_with_warmup():
     assert jax_train.cosine_lr(1e-3, 1.0) == pytest.approx(1e-5)
     assert jax_train.cosine_lr(1e-3, 0.01, warmup=0.02) == pytest.approx(
         0.5 * jax_train.cosine_lr(1e-3, 0.01))
+
+
+def test_the_timed_loop_keeps_one_call_queued(tmp_path):
+    """Dispatch is asynchronous: without waiting, the wall clock (cosine, budget) would time
+    the queueing of calls, not the work."""
+    issued = []
+
+    class Loss:
+        waited = False
+
+        def block_until_ready(self):
+            self.waited = True
+            return self
+
+        def __array__(self, dtype=None, copy=None):
+            return np.zeros((), dtype or np.float32)
+
+    def call(state, bank, key, lr):
+        assert all(loss.waited for loss in issued[:-1]), f"{len(issued)} calls queued"
+        issued.append(Loss())
+        return state, issued[-1]
+
+    loop = jax_train._Loop.__new__(jax_train._Loop)
+    loop.config = jax_train.JaxTrainConfig(run_dir=str(tmp_path), scale=(3,), minutes=0.02,
+                                           steps_per_call=1, val_every_minutes=1.0)
+    loop.state, loop.bank, loop.call = ([], None), None, call
+    loop.key = jax.random.PRNGKey(0)
+    loop.event = lambda step, minutes, lr, losses: {"loss": 0.0, "val_psnr": 0.0,
+                                                    "patches_per_s": 0.0}
+    loop.run = type("Run", (), {"save_weights": lambda self, *a: None})()
+    steps, _ = loop.run_for(lambda line: None)
+    assert steps == len(issued) > 3
 
 
 @pytest.fixture(scope="module")

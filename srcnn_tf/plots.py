@@ -191,12 +191,16 @@ def plot_psnr_time(rows: Sequence[dict], out_path: str, set_name: str, scale: in
     return out_path
 
 
-def chain_gains(chain: Sequence[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(steps so far, held-out gain in dB since the first validated stage, on an accelerator)
-    per validated stage of an export's `training_chain` (metadata.json); stages without a
-    `val_psnr` (validated on other images) count their steps only."""
-    steps = np.cumsum([stage["steps"] for stage in chain])
-    kept = [(n, stage["val_psnr"], "device" in stage) for n, stage in zip(steps, chain)
+def chain_gains(chain: Sequence[dict], default_batch: int = 128
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(patches trained so far, held-out gain in dB since the first validated stage, on an
+    accelerator) per validated stage of an export's `training_chain` (metadata.json); stages
+    without a `val_psnr` (validated on other images) count their patches only. Patches, not
+    steps: an accelerator stage may use a larger batch. A stage that records no `batch_size`
+    (exported before stages recorded it) counts `default_batch`, make train's default."""
+    patches = np.cumsum([stage["steps"] * (stage.get("batch_size") or default_batch)
+                         for stage in chain])
+    kept = [(n, stage["val_psnr"], "device" in stage) for n, stage in zip(patches, chain)
             if stage.get("val_psnr") is not None]
     if len(kept) < 2:
         raise ValueError(f"a training chain needs 2 or more validated stages, got {len(kept)}")
@@ -205,21 +209,21 @@ def chain_gains(chain: Sequence[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def plot_chains(chains: dict[str, Sequence[dict]], out_path: str) -> str:
-    """Held-out PSNR gain of each stage of exported models' training chains against the steps
+    """Held-out PSNR gain of each stage of exported models' training chains against the patches
     trained so far (log2 x): what more training buys. Hollow markers: accelerator stages. The
-    legend gives each model's least-squares gain per doubling of steps."""
+    legend gives each model's least-squares gain per doubling of the patches."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for i, (label, chain) in enumerate(chains.items()):
         try:
-            steps, gain, device = chain_gains(chain)
+            patches, gain, device = chain_gains(chain)
         except ValueError as e:
             raise ValueError(f"{label}: {e}") from None
-        slope = np.polyfit(np.log2(steps), gain, 1)[0]
-        ax.plot(steps, gain, color=f"C{i}", label=f"{label}: {slope:+.3f} dB per doubling")
-        ax.scatter(steps, gain, color=f"C{i}", zorder=3,
+        slope = np.polyfit(np.log2(patches), gain, 1)[0]
+        ax.plot(patches, gain, color=f"C{i}", label=f"{label}: {slope:+.3f} dB per doubling")
+        ax.scatter(patches, gain, color=f"C{i}", zorder=3,
                    facecolors=[("none" if d else f"C{i}") for d in device])
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("training steps so far (log scale)")
+    ax.set_xlabel("training patches so far (log scale)")
     ax.set_ylabel("held-out PSNR gain since the first validated stage (dB)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")

@@ -235,7 +235,7 @@ def _describe_run(run: RunDir) -> dict[str, Any]:
     init = cfg.get("init") or {}
     stage = {"model": run.name, "data": cfg.get("records", {}), "steps": steps,
              "minutes": event.get("minutes"), "val_psnr": event.get("val_psnr"),
-             "init_from": init.get("label")}
+             "init_from": init.get("label"), "batch_size": cfg["train"].get("batch_size")}
     if cfg.get("device"):  # a JAX run records its accelerator
         stage["device"] = cfg["device"]
     earlier = [{**s, "data": portable(s.get("data", {}))} for s in init.get("chain", [])]

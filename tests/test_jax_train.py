@@ -138,6 +138,7 @@ def test_run_from_a_warm_start_exports_with_its_chain(bundle, tmp_path):
     assert meta["best_step"] == summary["best_step"] and meta["scale"] == 3
     assert [s["model"] for s in meta["training_chain"]] == ["srcnn_x3/7", "run"]
     assert meta["training_chain"][-1]["device"].startswith("cpu")
+    assert meta["training_chain"][-1]["batch_size"] == 8  # the figure counts patches
     assert meta["accelerator_training_minutes"] == pytest.approx(summary["minutes"], abs=0.02)
     assert meta["total_training_minutes"] == 1.0  # CPU minutes only
     exported, cfg, _ = runs.load_export(path)  # its held-out PSNR is the run's best (to a few

@@ -54,13 +54,16 @@ def test_figures_pipeline(tiny, tmp_path):
 CHAIN = [{"model": "a/1", "steps": 100, "minutes": 1.0},  # other held-out images: steps only
          {"model": "s2", "steps": 300, "minutes": 2.0, "val_psnr": 30.0},
          {"model": "s3", "steps": 400, "minutes": 2.0, "val_psnr": 30.1},
-         {"model": "g", "steps": 800, "minutes": 0.1, "val_psnr": 30.2, "device": "gpu: X"}]
+         {"model": "g", "steps": 800, "minutes": 0.1, "val_psnr": 30.2, "device": "gpu: X"},
+         {"model": "h", "steps": 100, "minutes": 0.1, "val_psnr": 30.3, "device": "gpu: X",
+          "batch_size": 1024}]
 
 
-def test_chain_gains_count_every_stage_and_mark_accelerators():
-    steps, gain, device = plots.chain_gains(CHAIN)
-    assert steps.tolist() == [400, 800, 1600]
-    assert gain == pytest.approx([0.0, 0.1, 0.2]) and device.tolist() == [False, False, True]
+def test_chain_gains_count_the_patches_of_every_stage_and_mark_accelerators():
+    patches, gain, device = plots.chain_gains(CHAIN)
+    assert (patches / 128).tolist() == [400, 800, 1600, 2400]  # 100 steps of 1024 = 800 of 128
+    assert gain == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    assert device.tolist() == [False, False, True, True]
     with pytest.raises(ValueError, match="srcnn_x3/1: a training chain needs 2 or more"):
         plots.plot_chains({"srcnn_x3/1": CHAIN[:2]}, "unused.png")
 

@@ -1,7 +1,8 @@
-"""Image packs: the HR images of a records folder in one compressed .npz, for training on a
-machine the records cannot travel to (a 291-image patch set is ~1.2 GB of float32 patches; its
-pack ~30 MB of uint8 Y). The patches and held-out images cut from a pack are the records' own:
-the same split, order, grid, scales and augmentation (patches.image_patches). No TensorFlow.
+"""Image packs: the HR images of a records folder in one .npz, for training on a machine the
+records cannot travel to (a 291-image patch set is ~1.2 GB of float32 patches; its pack ~25 MB
+of uint8 Y, each image lossless WebP, or PNG where WebP cannot hold it). The patches and held-out
+images cut from a pack are the records' own: the same split, order, grid, scales and
+augmentation (patches.image_patches). No TensorFlow.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 from typing import Any, NamedTuple
 
+import cv2
 import numpy as np
 
 from srcnn_tf import imaging
@@ -19,7 +21,8 @@ from srcnn_tf import patches as patches_lib
 from srcnn_tf import records as records_lib
 from srcnn_tf import sources as sources_lib
 
-FORMAT = 1
+FORMAT = 2  # 1: the uint8 arrays themselves (np.savez_compressed), still read
+_WEBP_LOSSLESS = [cv2.IMWRITE_WEBP_QUALITY, 101]  # quality above 100: lossless
 
 
 class Pack(NamedTuple):
@@ -36,6 +39,28 @@ def _records_config(manifest: dict[str, Any]) -> records_lib.RecordsConfig:
     cfg = {k: tuple(v) if isinstance(v, list) else v
            for k, v in manifest["config"].items() if k in fields}
     return records_lib.RecordsConfig(**cfg)
+
+
+def encode_image(image: np.ndarray) -> np.ndarray:
+    """uint8 HxWxC (C 1 or 3) -> lossless WebP bytes (as a uint8 array), or PNG when WebP
+    cannot hold the image exactly (sides over 16,383 pixels): 25-30 % smaller than deflate."""
+    ok, data = cv2.imencode(".webp", image, _WEBP_LOSSLESS)
+    if ok and np.array_equal(decode_image(data, image.shape[-1]), image):
+        return data
+    ok, data = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    if not ok:
+        raise ValueError(f"an image of shape {image.shape} cannot be encoded as PNG")
+    return data
+
+
+def decode_image(data: np.ndarray, channels: int) -> np.ndarray:
+    """encode_image's bytes -> uint8 HxWx`channels`; ValueError when they are not an image."""
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise ValueError("not an encoded image")
+    if image.ndim == 2:
+        image = image[..., None]
+    return np.ascontiguousarray(image[..., :channels])  # WebP stores gray as 3 equal channels
 
 
 def write_pack(record_dir: str, out_path: str) -> dict[str, Any]:
@@ -62,8 +87,8 @@ def write_pack(record_dir: str, out_path: str) -> dict[str, Any]:
     keep = {k: manifest[k] for k in ("fingerprint", "scale", "channels", "patch_size",
                                      "label_size", "config", "train")}
     keep["records"] = records_lib.describe(manifest)
-    np.savez_compressed(out_path, manifest=np.array(json.dumps({"format": FORMAT, **keep})),
-                        **arrays)
+    np.savez(out_path, manifest=np.array(json.dumps({"format": FORMAT, **keep})),
+             **{k: encode_image(a) for k, a in arrays.items()})
     return {"train": sum(k.startswith("train_") for k in arrays),
             "val": sum(k.startswith("val_") for k in arrays), "bytes": os.path.getsize(out_path)}
 
@@ -76,8 +101,13 @@ def read_pack(path: str) -> Pack:
             images = {k: z[k] for k in z.files if k != "manifest"}
     except (OSError, KeyError, ValueError) as e:
         raise ValueError(f"{path}: not an image pack ({e})") from None
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"{path}: pack format {manifest.get('format')}, expected {FORMAT}")
+    if manifest.get("format") not in (1, FORMAT):
+        raise ValueError(f"{path}: pack format {manifest.get('format')}, expected 1 or {FORMAT}")
+    for key in images if manifest["format"] == 2 else ():
+        try:
+            images[key] = decode_image(images[key], manifest["channels"])
+        except ValueError as e:
+            raise ValueError(f"{path}: {key}: {e}") from None
     return Pack([(int(k[6:]), images[k]) for k in sorted(images) if k.startswith("train_")],
                 [images[k] for k in sorted(images) if k.startswith("val_")], manifest)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -62,3 +64,35 @@ def test_a_file_that_is_not_a_pack_is_named(tmp_path):
     bad.write_bytes(b"not a pack")
     with pytest.raises(ValueError, match="bad.npz: not an image pack"):
         packs.read_pack(str(bad))
+
+
+@pytest.mark.parametrize("shape", [(37, 41, 1), (23, 19, 3), (5, 16400, 1)])
+def test_images_are_stored_losslessly(shape):
+    image = natural_like(*shape)  # (5, 16400): over WebP's 16,383-pixel side, so PNG
+    data = packs.encode_image(image)
+    assert data.dtype == np.uint8 and data.ndim == 1
+    assert data[:4].tobytes() == (b"RIFF" if shape[1] < 16384 else b"\x89PNG")
+    back = packs.decode_image(data, shape[2])
+    assert back.dtype == np.uint8 and np.array_equal(back, image)
+
+
+def test_format_1_packs_still_read_and_bad_entries_are_named(image_dir, tmp_path):
+    new = str(tmp_path / "new.npz")
+    packs.write_pack(_records(image_dir, tmp_path / "x3", scale=3), new)
+    pack = packs.read_pack(new)
+    with np.load(new) as z:
+        manifest = json.loads(str(z["manifest"]))
+        entries = {k: z[k] for k in z.files if k != "manifest"}
+    old = str(tmp_path / "old.npz")
+    np.savez_compressed(old, manifest=np.array(json.dumps({**manifest, "format": 1})),
+                        **{f"train_{i:05d}": hr for i, hr in pack.train},
+                        **{f"val_{i:05d}": hr for i, hr in enumerate(pack.val)})
+    again = packs.read_pack(old)
+    assert [i for i, _ in again.train] == [i for i, _ in pack.train]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(again.train, pack.train))
+    key = sorted(entries)[0]
+    broken = str(tmp_path / "broken.npz")
+    np.savez(broken, manifest=np.array(json.dumps(manifest)),
+             **{**entries, key: entries[key][:40]})
+    with pytest.raises(ValueError, match=f"broken.npz: {key}: not an encoded image"):
+        packs.read_pack(broken)

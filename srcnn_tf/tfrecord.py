@@ -13,9 +13,7 @@ import gzip
 import hashlib
 import os
 import struct
-from typing import Any, BinaryIO, Iterator, Mapping, Union
-
-import google_crc32c
+from typing import Any, BinaryIO, Callable, Iterator, Mapping, Union
 
 Feature = Union[bytes, int, float]
 
@@ -148,8 +146,17 @@ def decode_example(data: bytes) -> dict[str, Feature]:
     return out
 
 
+@functools.cache
+def _crc32c() -> Callable[[bytes], int]:
+    """google_crc32c.value, imported on first use: the JAX trainer imports this module (through
+    records) on accelerator machines that need no checksums and may lack the package."""
+    import google_crc32c
+
+    return google_crc32c.value
+
+
 def _masked_crc(data: bytes) -> int:
-    crc = google_crc32c.value(data)
+    crc = _crc32c()(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 

@@ -166,6 +166,15 @@ def test_multiscale_run_starts_from_single_scale_weights(bundle, tmp_path):
     assert runs.load_model(config.run_dir)[1].scale_input
 
 
+def test_the_trainer_imports_without_tensorflow_or_crc32c():
+    """What an accelerator machine with JAX alone needs (no TensorFlow, no google-crc32c)."""
+    code = ("import sys; sys.modules['tensorflow'] = sys.modules['google_crc32c'] = None; "
+            "import pipelines.train_jax, srcnn_tf.jax_train, srcnn_tf.packs")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
 def test_wrong_weights_and_settings_are_named(tmp_path):
     model = build_srcnn(ModelConfig(n1=6, n2=3), dtype="float32")
     weights.write_weights(str(tmp_path / "w.npz"), _params(model), {})

@@ -126,6 +126,15 @@ def test_shipped_models_reproduce_the_readme_table(shared_data, name, scale):
     assert abs(result.psnr - SHIPPED[(name, scale)]) <= 0.01
 
 
+@pytest.mark.parametrize("name, scale", [k for k in sorted(SHIPPED) if "_x" in k[0]])
+def test_readme_summary_rounds_the_shipped_set5_numbers(name, scale):
+    """The first table a reader sees follows the measured numbers."""
+    rows = [line for line in (ROOT / "README.md").read_text().splitlines()
+            if line.startswith(f"| `{name}` (")]
+    assert len(rows) == 1, f"README: no single summary row for {name}"
+    assert rows[0].split("|")[2].strip() == f"**{SHIPPED[(name, scale)]:.2f}**"
+
+
 def test_psnr_time_one_row_per_method(tmp_path):
     """`make psnr-time`: bicubic, SC and every runtime of every shipped model for the scale."""
     from srcnn_tf import sparse_coding as sc

@@ -341,7 +341,7 @@ class _Loop:
 
         Calls are dispatched asynchronously; waiting for the one before keeps a single call
         queued, so the clock (cosine, budget, patches/s) measures finished work rather than
-        the tens of calls an accelerator's queue can hold."""
+        the calls waiting in the accelerator's queue."""
         c = self.config
         step, start, last_val, losses = 0, time.perf_counter(), 0.0, []
         while True:

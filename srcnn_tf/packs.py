@@ -43,7 +43,8 @@ def _records_config(manifest: dict[str, Any]) -> records_lib.RecordsConfig:
 
 def encode_image(image: np.ndarray) -> np.ndarray:
     """uint8 HxWxC (C 1 or 3) -> lossless WebP bytes (as a uint8 array), or PNG when WebP
-    cannot hold the image exactly (sides over 16,383 pixels): 25-30 % smaller than deflate."""
+    cannot hold the image exactly (sides over 16,383 pixels); 28 % smaller than deflate on
+    T91 + BSD200 + General100."""
     ok, data = cv2.imencode(".webp", image, _WEBP_LOSSLESS)
     if ok and np.array_equal(decode_image(data, image.shape[-1]), image):
         return data
@@ -103,7 +104,7 @@ def read_pack(path: str) -> Pack:
         raise ValueError(f"{path}: not an image pack ({e})") from None
     if manifest.get("format") not in (1, FORMAT):
         raise ValueError(f"{path}: pack format {manifest.get('format')}, expected 1 or {FORMAT}")
-    for key in images if manifest["format"] == 2 else ():
+    for key in images if manifest["format"] == FORMAT else ():
         try:
             images[key] = decode_image(images[key], manifest["channels"])
         except ValueError as e:

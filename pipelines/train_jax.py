@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from .common import fail, parse_scales
 from srcnn_tf import jax_train
@@ -93,9 +93,9 @@ def main(argv: list[str]) -> None:
         summary = jax_train.train(config, _PACK.value, _INIT.value)
     except (ValueError, FileNotFoundError) as e:
         fail(e)
-    print(f"{config.run_dir}: best val {summary['best_val_psnr']:.4f} dB at step "
-          f"{summary['best_step']} of {summary['steps']} ({summary['minutes']:.1f} min, "
-          f"{summary['patches_per_s']:.0f} patches/s)")
+    logging.info("%s: best val %.4f dB at step %d of %d (%.1f min, %.0f patches/s)",
+                 config.run_dir, summary["best_val_psnr"], summary["best_step"],
+                 summary["steps"], summary["minutes"], summary["patches_per_s"])
 
 
 def run() -> None:

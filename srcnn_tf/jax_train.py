@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import time
@@ -28,6 +29,8 @@ import numpy as np
 from srcnn_tf import imaging, packs, predictors
 from srcnn_tf import weights as weights_lib
 from srcnn_tf.architecture import ModelConfig
+
+log = logging.getLogger("srcnn_tf.jax_train")
 
 ADAM = (0.9, 0.999, 1e-7)  # beta_1, beta_2, epsilon: Keras's defaults, as train.py uses
 
@@ -251,8 +254,12 @@ class _Run:
 
     def __init__(self, path: str) -> None:
         self.path = path
+
+    @classmethod
+    def create(cls, path: str) -> "_Run":
         for sub in ("best", "checkpoints"):
             os.makedirs(os.path.join(path, sub), exist_ok=True)
+        return cls(path)
 
     def write_json(self, name: str, obj: dict[str, Any]) -> None:
         with open(os.path.join(self.path, name), "w") as f:
@@ -336,7 +343,7 @@ class _Loop:
             self.run.save_weights("best", step, self.state[0])
         return record
 
-    def run_for(self, log) -> tuple[int, float]:
+    def run_for(self) -> tuple[int, float]:
         """Trains until config.minutes have passed -> (steps, minutes).
 
         Calls are dispatched asynchronously; waiting for the one before keeps a single call
@@ -358,15 +365,16 @@ class _Loop:
             if done or minutes - last_val >= c.val_every_minutes:
                 record = self.event(step, minutes, lr, losses)
                 last_val, losses = minutes, []
-                log(f"step {step} {minutes:.2f} min loss {record['loss']:.6f} lr {lr:.2e} "
-                    f"val {record['val_psnr']:.4f} ({record['patches_per_s']:.0f} patches/s)")
+                log.info("step %d %.2f min loss %.6f lr %.2e val %.4f (%.0f patches/s)", step,
+                         minutes, record["loss"], lr, record["val_psnr"],
+                         record["patches_per_s"])
             if done:
                 self.run.save_weights("checkpoints", step, self.state[0])
                 return step, minutes
 
 
-def train(config: JaxTrainConfig, pack_path: str, init_path: str | None = None,
-          log=print) -> dict[str, Any]:
+def train(config: JaxTrainConfig, pack_path: str, init_path: str | None = None
+          ) -> dict[str, Any]:
     """Trains for config.minutes (wall clock after compilation) from `init_path` weights (None:
     He init) and returns the summary, also written to run_dir/summary.json."""
     config.validate()
@@ -374,14 +382,14 @@ def train(config: JaxTrainConfig, pack_path: str, init_path: str | None = None,
     params, init = start_params(config.model, init_path, config.seed)
     bank, patches = _device_data(config, pack)
     validator = Validator(packs.val_images(pack, config.scale), config.model)
-    run = _Run(config.run_dir)
+    run = _Run.create(config.run_dir)
     bicubic = float(np.mean(list(validator.bicubic().values())))
     run.write_json("config.json", _run_config(config, pack, patches, init, bicubic))
     loop = _Loop(config, bank, validator, run, [(jnp.asarray(k), jnp.asarray(b))
                                                 for k, b in params])
-    log(f"{patches} patches, val {loop.best['val_psnr']:.4f} dB at the start "
-        f"(bicubic {bicubic:.4f})")
-    steps, minutes = loop.run_for(log)
+    log.info("%d patches, val %.4f dB at the start (bicubic %.4f)", patches,
+             loop.best["val_psnr"], bicubic)
+    steps, minutes = loop.run_for()
     summary = {"steps": steps, "minutes": minutes, "best_step": loop.best["step"],
                "best_val_psnr": loop.best["val_psnr"], "val_bicubic_psnr": bicubic,
                "patches_per_s": steps * config.batch_size / (minutes * 60)}

@@ -97,7 +97,7 @@ def test_the_timed_loop_keeps_one_call_queued(tmp_path):
     loop.event = lambda step, minutes, lr, losses: {"loss": 0.0, "val_psnr": 0.0,
                                                     "patches_per_s": 0.0}
     loop.run = type("Run", (), {"save_weights": lambda self, *a: None})()
-    steps, _ = loop.run_for(lambda line: None)
+    steps, _ = loop.run_for()
     assert steps == len(issued) > 3
 
 
@@ -128,8 +128,7 @@ def test_run_from_a_warm_start_exports_with_its_chain(bundle, tmp_path):
     config = jax_train.JaxTrainConfig(
         run_dir=str(tmp_path / "run"), scale=(3.0,), model=SMALL, minutes=0.05, batch_size=8,
         precision="float32", steps_per_call=4, val_every_minutes=0.005, learning_rate=1e-3)
-    summary = jax_train.train(config, str(root / "images.npz"), str(tmp_path / "init.npz"),
-                              log=lambda _: None)
+    summary = jax_train.train(config, str(root / "images.npz"), str(tmp_path / "init.npz"))
     events = runs.RunDir(config.run_dir).metrics()
     assert events[0]["step"] == 0 and events[-1]["step"] == summary["steps"] >= 8
     assert summary["best_val_psnr"] > events[0]["val_psnr"] + 1  # it learns
@@ -159,8 +158,7 @@ def test_multiscale_run_starts_from_single_scale_weights(bundle, tmp_path):
     config = jax_train.JaxTrainConfig(
         run_dir=str(tmp_path / "ms"), scale=(2.0, 3.0), model=ms, minutes=0.01, batch_size=8,
         precision="float32", steps_per_call=2, blind_fraction=0.2)
-    jax_train.train(config, str(root / "images.npz"), str(tmp_path / "init.npz"),
-                    log=lambda _: None)
+    jax_train.train(config, str(root / "images.npz"), str(tmp_path / "init.npz"))
     last = runs.RunDir(config.run_dir).metrics()[-1]
     assert {"val_psnr_x2", "val_psnr_x3"} <= set(last)
     assert runs.load_model(config.run_dir)[1].scale_input

@@ -20,7 +20,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from srcnn_tf import imaging, runs
+from srcnn_tf import chains, imaging, runs
 from srcnn_tf.model import ModelConfig
 from srcnn_tf.runs import model_versions
 from srcnn_tf.signatures import MultiScaleModule, SRModule
@@ -119,7 +119,7 @@ def reexport(saved_model_dir: str, out_root: str, version: int | None = None,
         "max_pixels", "version", "created", "tensorflow", "source_run")}
     if "source_run" in old:  # older exports named an absolute run path: keep its folder name
         keep.setdefault("run", os.path.basename(os.path.normpath(old["source_run"])))
-    keep["training_data"] = runs.portable(keep.get("training_data", {}))
+    keep["training_data"] = chains.portable(keep.get("training_data", {}))
     if "training_chain" not in keep:  # older exports: the one stage their metadata describes
         keep["training_chain"] = runs.describe_init(source)["chain"]
     keep["reexported_from"] = runs.export_label(source)

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from srcnn_tf import imaging, packs, predictors
+from srcnn_tf import chains, imaging, packs, predictors
 from srcnn_tf import weights as weights_lib
 from srcnn_tf.architecture import ModelConfig
 
@@ -250,16 +250,19 @@ class Validator:
 
 
 class _Run:
-    """The run directory's files (the contract of runs.py)."""
+    """The run directory's files (the contract of runs.py); `config`: its config.json."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, path: str, config: dict[str, Any]) -> None:
+        self.path, self.config = path, config
+        self.name = os.path.basename(os.path.normpath(os.path.abspath(path)))
 
     @classmethod
-    def create(cls, path: str) -> "_Run":
+    def create(cls, path: str, config: dict[str, Any]) -> "_Run":
         for sub in ("best", "checkpoints"):
             os.makedirs(os.path.join(path, sub), exist_ok=True)
-        return cls(path)
+        run = cls(path, config)
+        run.write_json("config.json", config)
+        return run
 
     def write_json(self, name: str, obj: dict[str, Any]) -> None:
         with open(os.path.join(self.path, name), "w") as f:
@@ -269,14 +272,17 @@ class _Run:
         with open(os.path.join(self.path, "metrics.jsonl"), "a") as f:
             f.write(json.dumps(record, allow_nan=False) + "\n")
 
-    def save_weights(self, which: str, step: int, params: list) -> None:
-        """Replaces the weights file in `which` (best/checkpoints) by weights-<step>.npz."""
+    def save_weights(self, which: str, event: dict[str, Any], params: list) -> None:
+        """Replaces the weights file in `which` (best/checkpoints) by weights-<step>.npz of the
+        metrics `event`, with their chain (chains.run_record): a next run warm-started from the
+        file, on this machine too, continues the history."""
         folder = os.path.join(self.path, which)
         for old in os.listdir(folder):
             if old.startswith("weights-"):
                 os.remove(os.path.join(folder, old))
-        weights_lib.write_weights(os.path.join(folder, f"weights-{step}.npz"),
-                                  [(np.asarray(k), np.asarray(b)) for k, b in params])
+        weights_lib.write_weights(os.path.join(folder, f"weights-{event['step']}.npz"),
+                                  [(np.asarray(k), np.asarray(b)) for k, b in params],
+                                  chains.run_record(self.name, self.config, event["step"], event))
 
 
 def _run_config(config: JaxTrainConfig, pack: packs.Pack, patches: int,
@@ -328,9 +334,9 @@ class _Loop:
         self.key = jax.random.PRNGKey(config.seed)
         self.call = make_train_call(config).lower(self.state, bank, self.key,
                                                   jnp.float32(0)).compile()
-        self.best = {"step": 0, **_validate(validator, params)}
-        run.append_metrics({"step": 0, "minutes": 0.0, **self.best})
-        run.save_weights("best", 0, params)
+        self.best = {"step": 0, "minutes": 0.0, **_validate(validator, params)}
+        run.append_metrics(self.best)
+        run.save_weights("best", self.best, params)
 
     def event(self, step: int, minutes: float, lr: float, losses: list) -> dict[str, Any]:
         record = {"step": step, "minutes": minutes,
@@ -339,8 +345,8 @@ class _Loop:
                   **_validate(self.validator, self.state[0])}
         self.run.append_metrics(record)
         if record["val_psnr"] > self.best["val_psnr"]:
-            self.best = {"step": step, "val_psnr": record["val_psnr"]}
-            self.run.save_weights("best", step, self.state[0])
+            self.best = record
+            self.run.save_weights("best", record, self.state[0])
         return record
 
     def run_for(self) -> tuple[int, float]:
@@ -369,7 +375,7 @@ class _Loop:
                          minutes, record["loss"], lr, record["val_psnr"],
                          record["patches_per_s"])
             if done:
-                self.run.save_weights("checkpoints", step, self.state[0])
+                self.run.save_weights("checkpoints", record, self.state[0])
                 return step, minutes
 
 
@@ -382,9 +388,8 @@ def train(config: JaxTrainConfig, pack_path: str, init_path: str | None = None
     params, init = start_params(config.model, init_path, config.seed)
     bank, patches = _device_data(config, pack)
     validator = Validator(packs.val_images(pack, config.scale), config.model)
-    run = _Run.create(config.run_dir)
     bicubic = float(np.mean(list(validator.bicubic().values())))
-    run.write_json("config.json", _run_config(config, pack, patches, init, bicubic))
+    run = _Run.create(config.run_dir, _run_config(config, pack, patches, init, bicubic))
     loop = _Loop(config, bank, validator, run, [(jnp.asarray(k), jnp.asarray(b))
                                                 for k, b in params])
     log.info("%d patches, val %.4f dB at the start (bicubic %.4f)", patches,

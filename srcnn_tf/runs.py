@@ -27,14 +27,13 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from srcnn_tf import imaging, weights
+from srcnn_tf import chains, imaging, weights
 from srcnn_tf.model import ModelConfig, build_srcnn, conv_layers
 
 CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
 CHECKPOINTS, BEST, TB = "checkpoints", "best", "tb"
 METADATA = "metadata.json"
 EXPORT_VARIABLE = "{}/{}/.ATTRIBUTES/VARIABLE_VALUE"  # kernels/0 ... of signatures.SRModule
-ARCHITECTURE = ("preset", "n1", "n2", "padding", "scale_input")
 
 
 def finite(value: float) -> float | None:
@@ -179,16 +178,10 @@ def export_label(path: str) -> str:
     return "/".join(os.path.normpath(os.path.abspath(path)).split(os.sep)[-2:])
 
 
-def architecture(fields: dict[str, Any]) -> dict[str, Any]:
-    """The architecture fields of a metadata or model-config dict (older ones lack
-    scale_input: False)."""
-    return {k: fields.get(k, False) if k == "scale_input" else fields[k] for k in ARCHITECTURE}
-
-
 def load_export(path: str) -> tuple[keras.Model, ModelConfig, dict[str, Any]]:
     """An exported version as a float32 Keras model -> (model, model config, metadata)."""
     meta = read_json(os.path.join(path, METADATA))
-    config = ModelConfig(**architecture(meta))
+    config = ModelConfig(**chains.architecture(meta))
     model = build_srcnn(config, dtype="float32")
     warm_start(model, config, path)
     return model, config, meta
@@ -219,34 +212,19 @@ def _describe_export(source: str) -> dict[str, Any]:
     meta = read_json(os.path.join(source, METADATA))
     label = export_label(source)
     chain = meta.get("training_chain") or [{
-        "model": label, "data": portable(meta.get("training_data", {})),
+        "model": label, "data": chains.portable(meta.get("training_data", {})),
         "steps": meta.get("best_step"), "minutes": meta.get("training_minutes"),
         "init_from": None}]
     return {"checkpoint": os.path.join(source, "variables", "variables"),
-            "model": architecture(meta), "scale": meta["scale"],
+            "model": chains.architecture(meta), "scale": meta["scale"],
             "label": label, "chain": chain}
 
 
 def _describe_run(run: RunDir) -> dict[str, Any]:
-    cfg = run.config()
     path = run.checkpoint("best")
-    steps = run.step_of(path)
-    event = run.event_at(steps)
-    init = cfg.get("init") or {}
-    stage = {"model": run.name, "data": cfg.get("records", {}), "steps": steps,
-             "minutes": event.get("minutes"), "val_psnr": event.get("val_psnr"),
-             "init_from": init.get("label"), "batch_size": cfg["train"].get("batch_size")}
-    if cfg.get("device"):  # a JAX run records its accelerator
-        stage["device"] = cfg["device"]
-    earlier = [{**s, "data": portable(s.get("data", {}))} for s in init.get("chain", [])]
+    step = run.step_of(path)
     return {"checkpoint": path,
-            "model": architecture(cfg["train"]["model"]),
-            "scale": cfg["scale"], "label": run.name, "chain": earlier + [stage]}
-
-
-def portable(data: dict[str, Any]) -> dict[str, Any]:
-    """A stage's data record without folder paths, which mean nothing on another machine."""
-    return {k: v for k, v in data.items() if k != "records"}
+            **chains.run_record(run.name, run.config(), step, run.event_at(step))}
 
 
 def warm_start(model: keras.Model, config: ModelConfig, source: str) -> dict[str, Any]:

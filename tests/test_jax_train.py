@@ -3,6 +3,7 @@ directory that export reads."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from srcnn_tf import export, imaging, jax_train, packs, predictors, runs, weights
+from srcnn_tf import chains, export, imaging, jax_train, packs, predictors, runs, weights
 from srcnn_tf.model import ModelConfig, build_srcnn, conv_layers, super_resolve, with_scale
 
 from conftest import ROOT, tiny_records
@@ -122,7 +123,7 @@ def test_validator_equals_the_tensorflow_metric(bundle):
 def test_run_from_a_warm_start_exports_with_its_chain(bundle, tmp_path):
     root, record_dir = bundle
     model = build_srcnn(SMALL, seed=4, dtype="float32")
-    init = {"model": runs.architecture(vars(SMALL)), "scale": 3, "label": "srcnn_x3/7",
+    init = {"model": chains.architecture(vars(SMALL)), "scale": 3, "label": "srcnn_x3/7",
             "chain": [{"model": "srcnn_x3/7", "steps": 10, "minutes": 1.0, "init_from": None}]}
     weights.write_weights(str(tmp_path / "init.npz"), _params(model), init)
     config = jax_train.JaxTrainConfig(
@@ -146,6 +147,29 @@ def test_run_from_a_warm_start_exports_with_its_chain(bundle, tmp_path):
     predict = lambda x: super_resolve(exported, cfg, tf.constant(x[None]))[0].numpy()  # noqa
     assert predictors.mean_psnr(predict, [(i, h) for _, i, h in images], 3) == pytest.approx(
         summary["best_val_psnr"], abs=1e-3)
+
+
+def test_a_run_continued_from_a_run_s_weights_keeps_the_chain(bundle, tmp_path):
+    """Where TensorFlow is absent (no make jax-bundle), the saved weights carry the chain."""
+    root, _ = bundle
+    init = {"model": chains.architecture(vars(SMALL)), "scale": 3, "label": "srcnn_x3/7",
+            "chain": [{"model": "srcnn_x3/7", "steps": 10, "minutes": 1.0, "init_from": None}]}
+    weights.write_weights(str(tmp_path / "init.npz"), _params(build_srcnn(SMALL, seed=4)), init)
+    config = jax_train.JaxTrainConfig(
+        run_dir=str(tmp_path / "first"), scale=(3.0,), model=SMALL, minutes=0.03, batch_size=8,
+        precision="float32", steps_per_call=4, val_every_minutes=0.005, learning_rate=1e-3)
+    jax_train.train(config, str(root / "images.npz"), str(tmp_path / "init.npz"))
+    best = runs.RunDir(config.run_dir).checkpoint("best")
+    second = dataclasses.replace(config, run_dir=str(tmp_path / "second"))
+    jax_train.train(second, str(root / "images.npz"), best)
+    meta = runs.read_json(os.path.join(
+        export.export_run(second.run_dir, str(tmp_path / "models"), name="srcnn_x3"),
+        "metadata.json"))
+    chain = meta["training_chain"]
+    assert [s["model"] for s in chain] == ["srcnn_x3/7", "first", "second"]
+    assert chain[1]["steps"] == runs.RunDir.step_of(best) and chain[2]["init_from"] == "first"
+    assert chain[1]["val_psnr"] == runs.RunDir(config.run_dir).event_at(chain[1]["steps"])[
+        "val_psnr"]
 
 
 def test_multiscale_run_starts_from_single_scale_weights(bundle, tmp_path):

@@ -74,7 +74,7 @@ jax-bundle: $(VENV)/.installed
 	$(PY) -m pipelines.jax_bundle --records=$(if $(RECORDS),$(RECORDS),$(RECORDS_DIR)) --out_dir=$(if $(OUT),$(OUT),bundle) \
 		$(if $(INIT),--init_from=$(INIT)) $(ARGS)
 
-## make train-jax SCALE=3 [PACK=bundle/images.npz RUN=runs/x3_jax INIT=bundle/srcnn_x3-1.npz MINUTES=20 TRAIN_ARGS=..]   train where only JAX is (then make export RUN=..)
+## make train-jax SCALE=3 [PACK=bundle/images.npz RUN=runs/x3_jax INIT=bundle/srcnn_x3-1.npz|runs/x3_jax0 MINUTES=20 TRAIN_ARGS=..]   train where only JAX is (then make export RUN=..)
 # Needs no TensorFlow: the .venv when there is one, else the machine's python3 with jax.
 PACK    ?= bundle/images.npz
 JAX_PY  ?= $(if $(wildcard $(PY)),$(PY),$(PYTHON))

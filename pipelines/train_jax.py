@@ -23,7 +23,8 @@ _PACK = flags.DEFINE_string("pack", None, "Image pack (make jax-bundle).", requi
 _RUN_DIR = flags.DEFINE_string("run_dir", None, "Run directory to create.", required=True)
 _SCALE = flags.DEFINE_list("scale", None, "Factor(s) to train: 3, or 1.5,2,3 (multi-scale; "
                            "default: the pack's records).")
-_INIT = flags.DEFINE_string("init", None, "Warm-start weights (.npz from make jax-bundle).")
+_INIT = flags.DEFINE_string("init", None, "Warm-start weights: a .npz from make jax-bundle, "
+                            "or a run directory of this trainer (its best weights).")
 _MODEL = flags.DEFINE_string("model", "9-5-5", "Preset 9-1-5, 9-3-5, 9-5-5 or 'f1-f2-f3'.")
 _N1 = flags.DEFINE_integer("n1", 64, "Filters of the first layer.", lower_bound=1)
 _N2 = flags.DEFINE_integer("n2", 32, "Filters of the second layer.", lower_bound=1)
@@ -48,8 +49,9 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed for init, sampling and augmentatio
 
 flags.register_validator("pack", lambda p: os.path.isfile(p),
                          message="--pack must be an image pack file (make jax-bundle)")
-flags.register_validator("init", lambda p: p is None or os.path.isfile(p),
-                         message="--init must be a weights file (.npz, make jax-bundle)")
+flags.register_validator("init", lambda p: p is None or os.path.exists(p),
+                         message="--init must be a weights file (.npz, make jax-bundle) or a "
+                                 "run directory")
 flags.register_validator("run_dir", lambda p: not os.path.exists(os.path.join(p, "config.json")),
                          message="--run_dir already holds a run: name a new one")
 

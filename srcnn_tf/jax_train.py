@@ -113,11 +113,18 @@ def init_params(model: ModelConfig, seed: int) -> list:
 def start_params(model: ModelConfig, init_path: str | None,
                  seed: int) -> tuple[list, dict[str, Any] | None]:
     """The starting weights and what they are (weights.py info), or He init when no file.
+    `init_path`: a weights file, or a JAX run directory (its best weights).
 
     Single-scale weights start a scale_input model with zero weights on the scale planes
     (as runs.warm_start)."""
     if init_path is None:
         return init_params(model, seed), None
+    if os.path.isdir(init_path):
+        best = weights_lib.latest_weights(os.path.join(init_path, "best"))
+        if best is None:
+            raise FileNotFoundError(f"init: {init_path} holds no best/weights-<step>.npz (not "
+                                    f"a run of this trainer)")
+        init_path = best
     params, info = weights_lib.read_weights(init_path)
     k0, b0 = params[0]
     if model.scale_input and k0.shape[2] == model.channels:

@@ -113,7 +113,7 @@ class RunDir:
         path = None
         for folder in folders:
             path = path or tf.train.latest_checkpoint(self.file(folder)) \
-                or _latest_npz(self.file(folder))
+                or weights.latest_weights(self.file(folder))
         if path is None:
             raise FileNotFoundError(f"{self.path}: no checkpoint found (train first)")
         return path
@@ -126,13 +126,6 @@ class RunDir:
     def kept_checkpoints(self) -> list[str]:
         state = tf.train.get_checkpoint_state(self.file(CHECKPOINTS))
         return list(state.all_model_checkpoint_paths) if state else []
-
-
-def _latest_npz(folder: str) -> str | None:
-    """The highest-step weights-<step>.npz of a JAX run's folder, None when there is none."""
-    found = [f for f in os.listdir(folder) if f.startswith("weights-") and f.endswith(".npz")] \
-        if os.path.isdir(folder) else []
-    return os.path.join(folder, max(found, key=RunDir.step_of)) if found else None
 
 
 def load_model(run_dir: str, which: str = "best") -> tuple[keras.Model, ModelConfig, int]:

@@ -8,6 +8,7 @@ Written by the JAX trainer and by `make jax-bundle` (a warm start's weights), re
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -25,6 +26,14 @@ def write_weights(path: str, params: Sequence[tuple[Any, Any]],
         arrays[f"bias_{i}"] = np.asarray(bias, np.float32)
     with open(path, "wb") as f:  # np.savez would append .npz to a name without it
         np.savez(f, info=np.array(json.dumps(info or {})), **arrays)
+
+
+def latest_weights(folder: str) -> str | None:
+    """The highest-step weights-<step>.npz in `folder` (a JAX run's best/ or checkpoints/),
+    None when there is none."""
+    found = [f for f in os.listdir(folder) if f.startswith("weights-") and f.endswith(".npz")] \
+        if os.path.isdir(folder) else []
+    return os.path.join(folder, max(found, key=lambda f: int(f[8:-4]))) if found else None
 
 
 def read_weights(path: str) -> tuple[Params, dict[str, Any]]:

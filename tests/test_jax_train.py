@@ -161,7 +161,7 @@ def test_a_run_continued_from_a_run_s_weights_keeps_the_chain(bundle, tmp_path):
     jax_train.train(config, str(root / "images.npz"), str(tmp_path / "init.npz"))
     best = runs.RunDir(config.run_dir).checkpoint("best")
     second = dataclasses.replace(config, run_dir=str(tmp_path / "second"))
-    jax_train.train(second, str(root / "images.npz"), best)
+    jax_train.train(second, str(root / "images.npz"), config.run_dir)  # its best weights
     meta = runs.read_json(os.path.join(
         export.export_run(second.run_dir, str(tmp_path / "models"), name="srcnn_x3"),
         "metadata.json"))
@@ -202,6 +202,8 @@ def test_wrong_weights_and_settings_are_named(tmp_path):
     weights.write_weights(str(tmp_path / "w.npz"), _params(model), {})
     with pytest.raises(ValueError, match="w.npz: weights of shapes"):
         jax_train.start_params(SMALL, str(tmp_path / "w.npz"), 0)
+    with pytest.raises(FileNotFoundError, match="holds no best/weights-<step>.npz"):
+        jax_train.start_params(SMALL, str(tmp_path), 0)
     (tmp_path / "x.npz").write_bytes(b"x")
     with pytest.raises(ValueError, match="x.npz: not a weights file"):
         weights.read_weights(str(tmp_path / "x.npz"))
@@ -213,7 +215,8 @@ def test_wrong_weights_and_settings_are_named(tmp_path):
 
 @pytest.mark.parametrize("flags, message", [
     (["--scale=5"], "--scale"), (["--pack=missing.npz"], "--pack"),
-    (["--init=missing.npz"], "--init"), (["--model=9-4-5"], "--model")])
+    (["--init=missing.npz"], "--init"), (["--init=tests"], "init: tests holds no best"),
+    (["--model=9-4-5"], "--model")])
 def test_pipeline_bad_flags(bundle, tmp_path, flags, message):
     root, _ = bundle
     args = [f"--pack={root / 'images.npz'}", f"--run_dir={tmp_path / 'r'}", *flags]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 from typing import Sequence
@@ -16,55 +15,34 @@ import numpy as np  # noqa: E402
 from srcnn_tf import imaging, metrics, predictors  # noqa: E402
 
 
-def read_scalars(run_dir: str) -> dict[str, list[tuple[int, float, float]]]:
-    """TensorBoard scalars of a run: {tag: [(step, wall_time, value)]}, sorted by step.
-
-    Where a resumed run logged a step twice, the last write wins.
-    """
-    from tensorboard.backend.event_processing import event_accumulator
-
-    out: dict[str, dict[int, tuple[float, float]]] = {}
-    for path in sorted(glob.glob(os.path.join(run_dir, "tb", "events.out.tfevents.*"))):
-        acc = event_accumulator.EventAccumulator(path, size_guidance={"tensors": 0})
-        acc.Reload()
-        for tag in acc.Tags().get("tensors", []):
-            for ev in acc.Tensors(tag):
-                value = float(np.asarray(_tensor_value(ev.tensor_proto)).reshape(-1)[0])
-                out.setdefault(tag, {})[ev.step] = (ev.wall_time, value)
-    return {tag: sorted((s, w, v) for s, (w, v) in d.items()) for tag, d in out.items()}
-
-
-def _tensor_value(proto):
-    import tensorflow as tf
-
-    return tf.make_ndarray(proto)
-
-
 def plot_training(run_dir: str, out_path: str) -> str:
-    """Loss and validation PSNR against steps and against wall-clock minutes, bicubic drawn."""
-    scalars = read_scalars(run_dir)
-    if "loss" not in scalars:
-        raise ValueError(f"{run_dir}: no TensorBoard scalars (train first)")
-    minutes = {s: v for s, _, v in scalars.get("minutes", [])}
+    """Loss and validation PSNR against steps and against wall-clock minutes, bicubic drawn;
+    from the run's metrics.jsonl, which the TensorFlow and the JAX trainer both write."""
+    from srcnn_tf.runs import RunDir
+
+    run = RunDir(run_dir)
+    events = run.metrics()
+    if not any("loss" in e for e in events):
+        raise ValueError(f"{run_dir}: no training events in metrics.jsonl (train first)")
+    bicubic = run.config().get("val_bicubic_psnr")
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
-    for col, (xlabel, xmap) in enumerate((("step", lambda s: s),
-                                          ("wall-clock minutes", lambda s: minutes.get(s)))):
-        loss = [(xmap(s), v) for s, _, v in scalars["loss"] if xmap(s) is not None]
+    for col, (xlabel, x) in enumerate((("step", "step"), ("wall-clock minutes", "minutes"))):
+        loss = [(e[x], e["loss"]) for e in events if "loss" in e and e.get(x) is not None]
         axes[0, col].plot(*zip(*loss), lw=0.8)
         axes[0, col].set_yscale("log")
         axes[0, col].set_ylabel("training MSE")
-        psnr = [(xmap(s), v) for s, _, v in scalars.get("val_psnr", []) if xmap(s) is not None]
+        psnr = [(e[x], e["val_psnr"]) for e in events
+                if e.get("val_psnr") is not None and e.get(x) is not None]
         if psnr:
             axes[1, col].plot(*zip(*psnr), marker=".", label="SRCNN")
-        if "val_bicubic_psnr" in scalars:
-            axes[1, col].axhline(scalars["val_bicubic_psnr"][0][2], color="gray", ls="--",
-                                 label="bicubic")
+        if bicubic is not None:
+            axes[1, col].axhline(bicubic, color="gray", ls="--", label="bicubic")
         axes[1, col].set_ylabel("validation PSNR (dB)")
         axes[1, col].legend(loc="lower right")
         for row in (0, 1):
             axes[row, col].set_xlabel(xlabel)
             axes[row, col].grid(alpha=0.3)
-    fig.suptitle(f"training: {os.path.basename(os.path.normpath(run_dir))}")
+    fig.suptitle(f"training: {run.name}")
     fig.tight_layout()
     fig.savefig(out_path, dpi=110)
     plt.close(fig)

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from srcnn_tf import chains, export, imaging, jax_train, packs, predictors, runs, weights
+from srcnn_tf import chains, export, imaging, jax_train, packs, plots, predictors, runs
+from srcnn_tf import weights
 from srcnn_tf.model import ModelConfig, build_srcnn, conv_layers, super_resolve, with_scale
 
 from conftest import ROOT, tiny_records
@@ -170,6 +171,7 @@ def test_a_run_continued_from_a_run_s_weights_keeps_the_chain(bundle, tmp_path):
     assert chain[1]["steps"] == runs.RunDir.step_of(best) and chain[2]["init_from"] == "first"
     assert chain[1]["val_psnr"] == runs.RunDir(config.run_dir).event_at(chain[1]["steps"])[
         "val_psnr"]
+    assert plots.plot_training(second.run_dir, str(tmp_path / "curves.png"))  # make figures
 
 
 def test_multiscale_run_starts_from_single_scale_weights(bundle, tmp_path):

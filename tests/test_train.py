@@ -55,6 +55,19 @@ def test_a_few_steps_lower_the_loss(record_dir, tmp_path):
         assert (tmp_path / "run" / name).exists()
 
 
+def test_tensorboard_gets_the_scalars(record_dir, tmp_path):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    train_lib.train(_config(record_dir, tmp_path / "run", max_steps=12, val_every=4,
+                            log_every=2))
+    (path,) = (tmp_path / "run" / "tb").glob("events.out.tfevents.*")
+    acc = event_accumulator.EventAccumulator(str(path), size_guidance={"tensors": 0})
+    acc.Reload()
+    steps = {tag: [e.step for e in acc.Tensors(tag)] for tag in acc.Tags()["tensors"]}
+    assert steps["val_psnr"] == [4, 8, 12] and len(steps["loss"]) == 6
+    assert "val_bicubic_psnr" in steps and "minutes" in steps
+
+
 def test_a_minute_budget_ends_the_cosine_at_the_budget(record_dir, tmp_path):
     """With --max_minutes the schedule decays over the minutes, not over the (far larger) step
     budget: each step's rate is the cosine at the clock just before it (between the clock at

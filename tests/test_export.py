@@ -665,6 +665,7 @@ def test_make_upscale_with_a_model_takes_its_factor_and_refuses_another(trained,
     assert r.returncode == 0, r.stderr[-2000:]
     assert imaging.load_image(out).shape[:2] == (30, 36)
     for bad, message in ((tmp_path, "neither an exported version"),
+                         (trained["run"], "is a training run, not an exported version"),
                          (tmp_path / "nope", "--model: no such folder")):
         r = _upscale_cli(f"--image={src}", f"--model={bad}")
         assert r.returncode != 0 and message in r.stderr and "Traceback" not in r.stderr

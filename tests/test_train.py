@@ -147,8 +147,9 @@ def test_warm_start_from_a_run_or_an_export_and_its_chain(record_dir, tmp_path):
         str(tmp_path / "models" / "srcnn_x3" / "2")
     assert runs.resolve_export(str(tmp_path / "models" / "srcnn_x3" / "1"), "--model") == \
         str(tmp_path / "models" / "srcnn_x3" / "1")
-    for bad in (tmp_path / "models", run):
-        with pytest.raises(FileNotFoundError, match=f"--model_dir: {bad} is neither"):
+    for bad, says in ((tmp_path / "models", "is neither"),
+                      (run, "is a training run, not an exported version: export it first")):
+        with pytest.raises(FileNotFoundError, match=f"--model_dir: {bad} {says}"):
             runs.resolve_export(str(bad), "--model_dir")
     other = dataclasses.replace(_config(record_dir, tmp_path / "bad"), init_from=str(first),
                                 model=ModelConfig(preset="9-5-5", n1=16, n2=8))

@@ -1,8 +1,8 @@
 """Figures of a run: `make figures RUN=runs/x3 [IMAGES=a.png,b.png]` -> figures/*.png.
 
-Training curves (from metrics.jsonl, which either trainer writes), first-layer filters, HR/bicubic/SRCNN crops; or, with
-`--chains=saved_models/srcnn_x2,...` (no run), the held-out gain of each stage of the exported
-models' training chains (training_chains.png).
+Training curves (from metrics.jsonl, which either trainer writes), first-layer filters,
+HR/bicubic/SRCNN crops; or, with `--chains=saved_models/srcnn_x2,...` (no run), the held-out gain
+of each stage of the exported models' training chains (training_chains.png).
 """
 
 from __future__ import annotations

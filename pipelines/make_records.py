@@ -97,7 +97,8 @@ flags.register_validator("val_dir", _is_dir_or_none, message="--val_dir is not a
 
 def config_from_flags() -> records.RecordsConfig:
     return records.RecordsConfig(
-        scale=imaging.scale_json(parse_scales(_SCALE.value, "scale")), out_dir=_OUT_DIR.value, input_dirs=tuple(_INPUT_DIR.value or ()),
+        scale=imaging.scale_json(parse_scales(_SCALE.value, "scale")), out_dir=_OUT_DIR.value,
+        input_dirs=tuple(_INPUT_DIR.value or ()),
         tfds_name=_TFDS_NAME.value, tfds_split=_TFDS_SPLIT.value,
         tfds_image_key=_TFDS_IMAGE_KEY.value, channels=int(_CHANNELS.value),
         patch_size=_PATCH_SIZE.value, label_size=_LABEL_SIZE.value, stride=_STRIDE.value,

@@ -111,7 +111,8 @@ def random_dihedral(inp: tf.Tensor, lab: tf.Tensor, seed: tf.Tensor) -> tuple[tf
 class TrainData:
     """The training split of a records folder as tf.data pipelines: one epoch, or all in a row.
 
-    Yields (input (B, P, P, C; C + 2 with `scale_input`), label (B, L - 2 * label_crop, ..., C)) float32 in [0, 1].
+    Yields (input (B, P, P, C; C + 2 with `scale_input`), label (B, L - 2 * label_crop, ..., C))
+    float32 in [0, 1].
     Shard order and shuffling are seeded by (seed, epoch), so with `deterministic` an epoch can
     be replayed exactly and a resumed run skips only the batches it already did in that epoch.
     `cache` keeps the serialised records in memory across epochs (T91 x3: ~130 MB).

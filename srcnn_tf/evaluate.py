@@ -29,7 +29,8 @@ PAPER = {
     ("Set5", 2, "SRCNN 9-5-5"): (36.66, 0.9542), ("Set5", 3, "SRCNN 9-5-5"): (32.75, 0.9090),
     ("Set5", 4, "SRCNN 9-5-5"): (30.49, 0.8628), ("Set14", 2, "SRCNN 9-5-5"): (32.45, 0.9067),
     ("Set14", 3, "SRCNN 9-5-5"): (29.30, 0.8215), ("Set14", 4, "SRCNN 9-5-5"): (27.50, 0.7513),
-    ("Set5", 3, "SRCNN 9-1-5 (T91)"): (32.39, None), ("Set14", 3, "SRCNN 9-1-5 (T91)"): (29.00, None),
+    ("Set5", 3, "SRCNN 9-1-5 (T91)"): (32.39, None),
+    ("Set14", 3, "SRCNN 9-1-5 (T91)"): (29.00, None),
     ("Set5", 3, "sc"): (31.42, None), ("Set14", 3, "sc"): (28.31, None),
 }
 
@@ -86,8 +87,8 @@ def evaluate_folder(predictor: Predictor, folder: str, scale: float, method: str
             imaging.save_image(os.path.join(save_dir, f"{set_name}_x{label}_{name}.png"),
                                colour_sr(path, scale, sr))
     if not per_image:
-        raise ValueError(f"{folder}: no image could be evaluated at x{imaging.scale_label(scale)}: " +
-                         "; ".join(skipped))
+        raise ValueError(f"{folder}: no image could be evaluated at "
+                         f"x{imaging.scale_label(scale)}: " + "; ".join(skipped))
     return Result(set_name, scale, method, float(np.mean([r["psnr"] for r in per_image])),
                   float(np.mean([r["ssim"] for r in per_image])), len(per_image), per_image,
                   skipped)

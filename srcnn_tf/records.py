@@ -149,10 +149,10 @@ def _process_shard(task: ShardTask, config: RecordsConfig) -> dict[str, Any]:
     """Writes one shard; returns its stats and what happened to each of its sources."""
     tmp = task.path + ".tmp"
     outcomes: dict[int, dict[str, Any]] = {}
-    patches = 0
-    index_of = {s.id: i for i, s in task.sources}
+    patches, index_of = 0, {s.id: i for i, s in task.sources}
     with tfrecord.TFRecordWriter(tmp, config.compression) as writer:
-        for source, data in sources_lib.iter_encoded([s for _, s in task.sources], config.source_spec()):
+        for source, data in sources_lib.iter_encoded([s for _, s in task.sources],
+                                                     config.source_spec()):
             index = index_of[source.id]
             outcome, hr = _decode(source, data, config.channels, config.max_pixels)
             if hr is not None:

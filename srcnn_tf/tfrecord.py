@@ -202,7 +202,8 @@ class TFRecordWriter:
         self._raw.close()
 
     def sha256(self) -> str:
-        """Digest of the bytes on disk; valid after `close` (hashing as we write saves a re-read)."""
+        """Digest of the bytes on disk; valid after `close` (hashing as we write saves a
+        re-read)."""
         return self._raw.digest.hexdigest()
 
     def __enter__(self) -> "TFRecordWriter":
@@ -213,7 +214,8 @@ class TFRecordWriter:
 
 
 def read_records(path: str | os.PathLike, compression: str = "") -> Iterator[bytes]:
-    """Yields each record's bytes, checking both CRCs; a damaged file raises ValueError naming it."""
+    """Yields each record's bytes, checking both CRCs; a damaged file raises ValueError naming
+    it."""
     with open(path, "rb") as raw:
         f: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if compression else raw
         while True:

@@ -112,9 +112,10 @@ def upscale_file(path: str, out_path: str, model_dir: str, tile: int = 512,
     imaging.output_format(out_path, image.shape[2])  # before the work: a bad --out fails fast
     if size is not None:
         scale = scale_for_size(h, w, size)
-        if not 1 < scale <= meta.get("max_scale", imaging.MAX_SCALE):
+        top = meta.get("max_scale", imaging.MAX_SCALE)
+        if not 1 < scale <= top:
             raise ValueError(f"size {size[0]}x{size[1]} needs x{scale:.4g} from {path} "
-                             f"({w}x{h}): outside (1, {meta.get('max_scale', imaging.MAX_SCALE):g}]")
+                             f"({w}x{h}): outside (1, {top:g}]")
     scale = model_scale(meta, scale, model_dir)
     out_h, out_w = imaging.output_size(h, w, scale)
     if out_h * out_w > max_pixels:

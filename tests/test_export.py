@@ -661,7 +661,8 @@ def test_make_upscale_with_a_model_takes_its_factor_and_refuses_another(trained,
     r = _upscale_cli(f"--image={src}", f"--model={multiscale['path']}")
     assert r.returncode == 2 and "multi-scale model: give the scale" in r.stderr
     out = tmp_path / "newest.png"  # a model folder: its newest version
-    r = _upscale_cli(f"--image={src}", f"--model={os.path.dirname(trained['path'])}", f"--out={out}")
+    r = _upscale_cli(f"--image={src}", f"--model={os.path.dirname(trained['path'])}",
+                     f"--out={out}")
     assert r.returncode == 0, r.stderr[-2000:]
     assert imaging.load_image(out).shape[:2] == (30, 36)
     for bad, message in ((tmp_path, "neither an exported version"),

@@ -1,5 +1,5 @@
-"""The house plan, checked: imports point down only, one owner per concept, small functions and
-modules, console commands that exist."""
+"""The house plan, checked: imports point down only, one owner per concept, small functions,
+modules and lines, console commands that exist."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from conftest import ROOT
 PACKAGE = ROOT / "srcnn_tf"
 MAX_FUNCTION_LINES = 60
 MAX_MODULE_LINES = 410
+MAX_LINE_CHARS = 100
 
 
 def _modules() -> dict[str, ast.Module]:
@@ -75,6 +76,14 @@ def test_small_functions_and_modules(name):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             length = node.end_lineno - node.lineno + 1
             assert length <= MAX_FUNCTION_LINES, f"{name}.{node.name}: {length} lines"
+
+
+def test_short_lines():
+    long = [f"{p.relative_to(ROOT)}:{i}" for folder in ("srcnn_tf", "pipelines", "tests",
+                                                       "benchmarks")
+            for p in sorted((ROOT / folder).glob("*.py"))
+            for i, line in enumerate(p.read_text().splitlines(), 1) if len(line) > MAX_LINE_CHARS]
+    assert not long, f"lines over {MAX_LINE_CHARS} characters: {long}"
 
 
 def test_console_commands_point_at_runnable_pipelines():

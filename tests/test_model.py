@@ -26,7 +26,8 @@ def test_configurable_sizes_and_channels():
     cfg = model_lib.ModelConfig(preset="11-1-7", n1=16, n2=8, channels=3)
     model = model_lib.build_srcnn(cfg)
     assert tuple(model(np.zeros((1, 40, 40, 3), np.float32)).shape) == (1, 24, 24, 3)
-    assert model_lib.count_params(model) == (11 * 11 * 3 * 16 + 16) + (16 * 8 + 8) + (7 * 7 * 8 * 3 + 3)
+    assert model_lib.count_params(model) == ((11 * 11 * 3 * 16 + 16) + (16 * 8 + 8)
+                                             + (7 * 7 * 8 * 3 + 3))
 
 
 def test_paper_gaussian_init():

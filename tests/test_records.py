@@ -32,7 +32,8 @@ def _config(src, out, **kw) -> records.RecordsConfig:
 def _recompute(image_dir, sample, scale, patch, label, aug=0, channels=1):
     """The patch straight from the source file, without the records module."""
     img = imaging.load_image(image_dir / sample["source"])
-    hr = imaging.to_y(img) if channels == 1 else (np.repeat(img, 3, 2) if img.shape[2] == 1 else img)
+    hr = imaging.to_y(img) if channels == 1 else (
+        np.repeat(img, 3, 2) if img.shape[2] == 1 else img)
     if aug:
         si, flip, k = aug // 8, (aug // 4) % 2, aug % 4
         if patches_lib.AUG_SCALES[si] != 1.0:
@@ -155,7 +156,8 @@ def test_rerun_is_up_to_date_and_config_change_rebuilds(image_dir, tmp_path):
     # A damaged shard is noticed and rebuilt.
     shard = next(pathlib.Path(cfg.record_dir).glob("train-*"))
     shard.write_bytes(b"junk")
-    assert not records.build_records(_config(image_dir, tmp_path / "rec", stride=7)).get("up_to_date")
+    changed = records.build_records(_config(image_dir, tmp_path / "rec", stride=7))
+    assert not changed.get("up_to_date")
 
 
 def test_bad_inputs_are_skipped_named_and_counted(image_dir, tmp_path, caplog):

@@ -93,7 +93,8 @@ def test_resume_restores_step_and_weights(record_dir, tmp_path):
     train_lib.train(_config(record_dir, run, max_steps=10, schedule="constant"))
     model_a, _, _ = runs.load_model(str(run), "latest")
     first = json.loads((run / "summary.json").read_text())
-    again = train_lib.train(_config(record_dir, run, max_steps=10, schedule="constant"))  # nothing left to do
+    # nothing left to do:
+    again = train_lib.train(_config(record_dir, run, max_steps=10, schedule="constant"))
     assert again["steps"] == 10 and again == first
     json.loads((run / "summary.json").read_text(), parse_constant=_no_nan)  # still strict JSON
     for line in (run / "metrics.jsonl").read_text().splitlines():
@@ -225,8 +226,9 @@ def test_sigkill_after_a_checkpoint_then_rerun_resumes(record_dir, tmp_path):
 
 
 def test_pipeline_rejects_bad_flags(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "pipelines.train", "--records=x", f"--run_dir={tmp_path}",
-                        "--model=9-4-5"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "pipelines.train", "--records=x",
+                        f"--run_dir={tmp_path}", "--model=9-4-5"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
     assert r.returncode != 0 and "--model" in r.stderr
     r = subprocess.run([sys.executable, "-m", "pipelines.train", f"--records={tmp_path}/none",
                         f"--run_dir={tmp_path}/run"], cwd=ROOT, capture_output=True, text=True,

@@ -160,13 +160,13 @@ def resolve_export(path: str, what: str) -> str:
     """The exported version a user named: `path` itself or a model folder's newest version.
     Raises FileNotFoundError naming `what` (the flag) and `path` when it is neither."""
     version = newest_version(path)
-    if not is_export(version) and os.path.exists(os.path.join(path, CONFIG)):
+    if is_export(version):
+        return version
+    if os.path.exists(os.path.join(path, CONFIG)):
         raise FileNotFoundError(f"{what}: {path} is a training run, not an exported version: "
                                 f"export it first")
-    if not is_export(version):
-        raise FileNotFoundError(f"{what}: {path} is neither an exported version "
-                                f"(saved_model.pb, {METADATA}) nor a folder of them")
-    return version
+    raise FileNotFoundError(f"{what}: {path} is neither an exported version "
+                            f"(saved_model.pb, {METADATA}) nor a folder of them")
 
 
 def export_label(path: str) -> str:

@@ -81,6 +81,11 @@ _MIXED = flags.DEFINE_enum("mixed_precision", "auto",
                            "bfloat16 (AVX512-BF16/AMX), float32 elsewhere.")
 _DEVICES = flags.DEFINE_list("devices", [], "Mirror over these devices (default: all GPUs).")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
+_EMA = flags.DEFINE_float(
+    "ema_decay", _T.ema_decay, "Keep an exponential moving average of the weights with this "
+    "decay (e.g. 0.999; 0: off): validation, the best checkpoint and exports then use the "
+    "average, and metrics.jsonl logs the last iterate's PSNR beside it (val_psnr_raw).",
+    lower_bound=0.0, upper_bound=0.99999)
 _INIT_FROM = flags.DEFINE_string(
     "init_from", None, "Warm start (fine-tuning): a SavedModel version folder "
     "(saved_models/srcnn_x3/1), a model folder (its newest version) or a run directory; ignored "
@@ -157,7 +162,8 @@ def config_from_flags() -> train_lib.TrainConfig:
         log_every=_LOG_EVERY.value, keep_checkpoints=_KEEP.value,
         mixed_precision="" if _MIXED.value == "none" else _MIXED.value,
         devices=tuple(_DEVICES.value), progress=_PROGRESS.value,
-        init_from=_INIT_FROM.value or "", **{k: v for k, v in chosen.items() if v is not None})
+        init_from=_INIT_FROM.value or "", ema_decay=_EMA.value,
+        **{k: v for k, v in chosen.items() if v is not None})
 
 
 def main(argv: list[str]) -> None:

@@ -83,3 +83,32 @@ def make_optimizers(config: Any, model: keras.Model, total_steps: int,
         opt.build(variables)
         out.append((opt, variables))
     return out
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights, kept in a twin model (BasicSR's
+    `net_g_ema`): validation, the best checkpoint and exports read the twin, whose weights are
+    the recent SGD iterates averaged, not the last one.
+
+    After each step: avg <- d * avg + (1 - d) * w, with d = min(decay, (1 + t) / (10 + t)) and t
+    the steps this average has seen, so a fresh average follows the weights closely at first.
+    """
+
+    def __init__(self, model: keras.Model, twin: keras.Model, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"decay must be in (0, 1), got {decay}")
+        self.model, self.twin, self.decay = model, twin, decay
+        self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="average_updates")
+
+    def reset(self) -> None:
+        """Starts the average at the model's current weights."""
+        for a, w in zip(self.twin.weights, self.model.weights):
+            a.assign(w)
+        self.updates.assign(0)
+
+    def update(self) -> None:
+        t = tf.cast(self.updates, tf.float32)
+        d = tf.minimum(self.decay, (1.0 + t) / (10.0 + t))
+        for a, w in zip(self.twin.weights, self.model.weights):
+            a.assign(d * a + (1.0 - d) * tf.cast(w, a.dtype))
+        self.updates.assign_add(1)

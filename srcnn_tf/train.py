@@ -24,8 +24,9 @@ import tensorflow as tf
 from srcnn_tf import data as data_lib
 from srcnn_tf import imaging, predictors, records, runs
 from srcnn_tf.devices import is_chief, make_strategy, resolve_precision
+from srcnn_tf.meters import Clock, Progress
 from srcnn_tf.model import ModelConfig, build_srcnn, super_resolve
-from srcnn_tf.optim import LossScale, make_optimizers
+from srcnn_tf.optim import LossScale, WeightAverage, make_optimizers
 
 log = logging.getLogger("srcnn_tf.train")
 
@@ -62,6 +63,7 @@ class TrainConfig:
     devices: tuple[str, ...] = ()  # MirroredStrategy over these devices (e.g. two logical CPUs)
     progress: bool = True
     init_from: str = ""  # warm start: a SavedModel version folder or a run directory
+    ema_decay: float = 0.0  # > 0: validate, keep and export an average of the weights
 
     def validate(self) -> None:
         self.model.validate()
@@ -75,6 +77,7 @@ class TrainConfig:
             "batch_size": self.batch_size >= 1,
             "lr_multipliers": len(self.lr_multipliers) == 3 and min(self.lr_multipliers) > 0,
             "epochs": self.epochs >= 1 or self.max_steps >= 1,
+            "ema_decay": 0 <= self.ema_decay < 1,
         }
         for name, ok in checks.items():
             if not ok:
@@ -160,6 +163,8 @@ class Trainer:
         c = self.config
         with self.strategy.scope():
             self.model = build_srcnn(c.model, seed=c.seed)
+            self.average = WeightAverage(self.model, build_srcnn(c.model), c.ema_decay) \
+                if c.ema_decay else None
             # elapsed / max_minutes, kept by the loop: the schedule's wall-clock budget
             self.time_fraction = tf.Variable(0.0, trainable=False, name="time_fraction") \
                 if c.max_minutes else None
@@ -175,15 +180,29 @@ class Trainer:
                      best_val_psnr=self.best_psnr, best_step=self.best_step,
                      loss_scale=self.loss_scale.scale)
         state.update({f"optimizer{i}": opt for i, (opt, _) in enumerate(self.groups)})
+        if self.average:
+            state.update(average=self.average.twin, average_updates=self.average.updates)
         self.ckpt = tf.train.Checkpoint(**state)
         self.manager = tf.train.CheckpointManager(
             self.ckpt, self.run_dir.file(runs.CHECKPOINTS), max_to_keep=c.keep_checkpoints)
-        best = tf.train.Checkpoint(model=self.model, step=self.step, best_val_psnr=self.best_psnr)
+        best = tf.train.Checkpoint(model=self.served, step=self.step,
+                                   best_val_psnr=self.best_psnr)
         self.best_manager = tf.train.CheckpointManager(best, self.run_dir.file(runs.BEST),
                                                        max_to_keep=1)
 
+    @property
+    def served(self) -> keras.Model:
+        """The model validated, kept as best and exported: the weight average when there is one."""
+        return self.average.twin if self.average else self.model
+
     def _restore(self) -> dict[str, Any] | None:
         """The resume order of the module docstring; returns the run's warm-start record."""
+        init = self._restore_or_init()
+        if self.average and int(self.average.updates.numpy()) == 0:  # new, or a run without one
+            self.average.reset()
+        return init
+
+    def _restore_or_init(self) -> dict[str, Any] | None:
         if self.manager.latest_checkpoint:
             self.ckpt.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
             log.info("resumed from %s at step %d", self.manager.latest_checkpoint,
@@ -199,7 +218,7 @@ class Trainer:
     def _make_step(self):
         variables = [v for _, vs in self.groups for v in vs]
         sizes = [len(vs) for _, vs in self.groups]
-        model, loss_scale, groups = self.model, self.loss_scale, self.groups
+        model, loss_scale, groups, average = self.model, self.loss_scale, self.groups, self.average
         global_batch = self.config.batch_size
 
         def step_fn(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
@@ -221,13 +240,18 @@ class Trainer:
         def train_step(batch: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
             per_replica = self.strategy.run(step_fn, args=batch)
             self.step.assign_add(1)
+            if average:
+                average.update()
             return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
-        @tf.function(reduce_retracing=True)
-        def predict(x: tf.Tensor, scale: tf.Tensor | None = None) -> tf.Tensor:
-            return super_resolve(model, self.config.model, x, scale)
+        def predictor(net: keras.Model):
+            @tf.function(reduce_retracing=True)
+            def predict(x: tf.Tensor, scale: tf.Tensor | None = None) -> tf.Tensor:
+                return super_resolve(net, self.config.model, x, scale)
+            return predict
 
-        self.predict = predict
+        self.predict = predictor(self.served)
+        self.predict_raw = predictor(model) if average else None
         return train_step
 
     def write_config(self, val_bicubic: float | None) -> None:
@@ -246,13 +270,16 @@ class Trainer:
         multi-scale records the mean of the per-scale means (`validate_per_scale`)."""
         return float(np.mean(list(self.validate_per_scale(predict).values())))
 
-    def validate_per_scale(self, predict=None) -> dict[float, float]:
-        """{scale: mean PSNR of the held-out images at that scale}."""
+    def validate_per_scale(self, predict=None, net=None) -> dict[float, float]:
+        """{scale: mean PSNR of the held-out images at that scale}: of `predict` (an image
+        predictor) or of `net` (a tf.function like self.predict, the default)."""
+        net = net or self.predict
+
         def predictor_at(s: float) -> predictors.Predictor:
             if predict:
                 return predict
             told = tf.constant(s, tf.float32) if self.config.model.scale_input else None
-            return lambda x: self.predict(tf.constant(x[None]), told)[0].numpy()
+            return lambda x: net(tf.constant(x[None]), told)[0].numpy()
 
         return predictors.mean_psnr_by_scale(predictor_at, self.val)
 
@@ -273,6 +300,9 @@ class Trainer:
             if len(per_scale) > 1:
                 record.update({f"val_psnr_x{imaging.scale_label(k)}": v
                                for k, v in per_scale.items()})
+            if self.predict_raw:  # the last iterate beside the average it is compared to
+                record["val_psnr_raw"] = float(np.mean(list(
+                    self.validate_per_scale(net=self.predict_raw).values())))
             self.progress.set(val_psnr=psnr)
             if psnr > float(self.best_psnr.numpy()):
                 self.best_psnr.assign(psnr)
@@ -302,9 +332,9 @@ class Trainer:
         if self.chief and val_bicubic is not None:
             with self.writer.as_default(step=0):
                 tf.summary.scalar("val_bicubic_psnr", val_bicubic)
-        self.progress = _Progress(self.total_steps, first_step, c.progress and self.chief,
+        self.progress = Progress(self.total_steps, first_step, c.progress and self.chief,
                                   c.batch_size)
-        clock = _Clock(float(self.elapsed.numpy()))
+        clock = Clock(float(self.elapsed.numpy()))
         try:
             last_loss, window, validated = self._loop(clock)
         finally:
@@ -319,12 +349,12 @@ class Trainer:
         self.save(clock.seconds())
         return self._write_summary(clock.minutes(), last_loss)
 
-    def _done(self, clock: "_Clock") -> bool:
+    def _done(self, clock: Clock) -> bool:
         c = self.config
         return int(self.step.numpy()) >= self.total_steps or bool(
             c.max_minutes and clock.minutes() >= c.max_minutes)
 
-    def _loop(self, clock: "_Clock") -> tuple[float, list[float], bool]:
+    def _loop(self, clock: Clock) -> tuple[float, list[float], bool]:
         """Trains until done, validating at the last step too; returns the last loss, the
         losses not yet logged and whether the last step was logged with validation."""
         c, spe = self.config, self.data.steps_per_epoch
@@ -366,41 +396,3 @@ class Trainer:
         if self.chief:
             self.run_dir.write_summary(summary)
         return summary
-
-
-class _Clock:
-    """Training wall time: what earlier sessions of the run accumulated plus this one's."""
-
-    def __init__(self, earlier_seconds: float) -> None:
-        self.earlier, self.start = earlier_seconds, time.perf_counter()
-
-    def seconds(self) -> float:
-        return self.earlier + time.perf_counter() - self.start
-
-    def minutes(self) -> float:
-        return self.seconds() / 60.0
-
-
-class _Progress:
-    """Console progress bar with patches/s and ETA (tqdm), silent when disabled."""
-
-    def __init__(self, total: int, initial: int, enabled: bool, batch: int) -> None:
-        from tqdm import tqdm
-
-        self._bar = tqdm(total=total, initial=initial, disable=not enabled, unit="step",
-                         dynamic_ncols=True)
-        self._batch = batch
-        self._post: dict[str, str] = {}
-
-    def update(self, loss: float) -> None:
-        self._post["loss"] = f"{loss:.2e}"
-        rate = self._bar.format_dict.get("rate") or 0
-        self._post["patch/s"] = f"{rate * self._batch:.0f}"
-        self._bar.set_postfix(self._post, refresh=False)
-        self._bar.update(1)
-
-    def set(self, val_psnr: float) -> None:
-        self._post["val"] = f"{val_psnr:.2f}dB"
-
-    def close(self) -> None:
-        self._bar.close()

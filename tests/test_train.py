@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from srcnn_tf import runs
 from srcnn_tf import train as train_lib
-from srcnn_tf.model import ModelConfig
+from srcnn_tf.model import ModelConfig, build_srcnn
 
 from conftest import ROOT, tiny_records
 
@@ -112,6 +112,34 @@ def test_resume_restores_step_and_weights(record_dir, tmp_path):
     for c, d in zip(model_c.weights, model_d.weights):
         np.testing.assert_allclose(c.numpy(), d.numpy(), rtol=1e-4, atol=1e-6)
     assert [e["step"] for e in _losses(run)] == [e["step"] for e in _losses(straight)]
+
+
+def _average_in(checkpoint: str) -> list[np.ndarray]:
+    twin = build_srcnn(SMALL, dtype="float32")
+    tf.train.Checkpoint(average=twin).read(checkpoint).expect_partial()
+    return [w.numpy() for w in twin.weights]
+
+
+def test_a_weight_average_is_validated_kept_and_resumed(record_dir, tmp_path):
+    """With ema_decay the best checkpoint (what export and warm starts read) holds the average,
+    not the last iterate; both PSNRs are logged; a resumed run's average equals a straight one's."""
+    run, straight = tmp_path / "run", tmp_path / "straight"
+    kw = dict(schedule="constant", learning_rate=3e-3, ema_decay=0.9, val_every=20)
+    train_lib.train(_config(record_dir, run, max_steps=10, **kw))
+    train_lib.train(_config(record_dir, run, max_steps=20, **kw))
+    train_lib.train(_config(record_dir, straight, max_steps=20, **kw))
+    (val,) = [e for e in _losses(run) if "val_psnr" in e and e["step"] == 20]
+    assert np.isfinite(val["val_psnr_raw"]) and val["val_psnr"] != val["val_psnr_raw"]
+    best, _, _ = runs.load_model(str(run), "best")
+    last, _, _ = runs.load_model(str(run), "latest")
+    average = _average_in(runs.RunDir(str(run)).checkpoint("latest"))
+    for b, a, w in zip(best.weights, average, last.weights):
+        np.testing.assert_array_equal(b.numpy(), a)
+        assert not np.allclose(a, w.numpy())
+    for a, b in zip(average, _average_in(runs.RunDir(str(straight)).checkpoint("latest"))):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="ema_decay"):
+        train_lib.train(_config(record_dir, tmp_path / "bad", ema_decay=1.0))
 
 
 def _no_nan(token: str):
@@ -241,7 +269,7 @@ import sys, json, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from srcnn_tf import train
-from srcnn_tf.model import ModelConfig
+from srcnn_tf.model import ModelConfig, build_srcnn
 s = train.train(train.TrainConfig(record_dir=sys.argv[1], run_dir=sys.argv[2],
     model=ModelConfig(preset="9-1-5", n1=16, n2=8), batch_size=16, max_steps=6, val_every=3,
     checkpoint_every=3, progress=False, devices=("/cpu:0", "/cpu:1")))

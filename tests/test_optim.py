@@ -1,0 +1,33 @@
+"""Optimiser helpers: the weight average."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from srcnn_tf.model import ModelConfig, build_srcnn
+from srcnn_tf.optim import WeightAverage
+
+SMALL = ModelConfig(preset="9-1-5", n1=4, n2=2)
+
+
+def test_the_average_follows_its_formula_and_resets_to_the_weights():
+    model, twin = build_srcnn(SMALL, seed=1), build_srcnn(SMALL, seed=2)
+    average = WeightAverage(model, twin, decay=0.5)
+    average.reset()
+    expected = [w.numpy() for w in model.weights]
+    for a, e in zip(twin.weights, expected):
+        np.testing.assert_array_equal(a.numpy(), e)
+    rng = np.random.default_rng(0)
+    for t in range(4):
+        new = [rng.normal(size=w.shape).astype(np.float32) for w in model.weights]
+        model.set_weights(new)
+        average.update()
+        d = min(0.5, (1 + t) / (10 + t))  # 0.1, 0.18, 0.25, 0.31
+        expected = [d * e + (1 - d) * n for e, n in zip(expected, new)]
+        for a, e in zip(twin.weights, expected):
+            np.testing.assert_allclose(a.numpy(), e, rtol=1e-6, atol=1e-6)
+    assert int(average.updates.numpy()) == 4
+    for bad in (0.0, 1.0):
+        with pytest.raises(ValueError, match="decay"):
+            WeightAverage(model, twin, bad)

@@ -46,6 +46,9 @@ _STEPS_PER_CALL = flags.DEFINE_integer("steps_per_call", _D.steps_per_call,
 _VAL_EVERY = flags.DEFINE_float("val_every_minutes", _D.val_every_minutes,
                                 "Validate every this many minutes.", lower_bound=0.01)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed for init, sampling and augmentation.")
+_EMA = flags.DEFINE_float("ema_decay", _D.ema_decay, "Average of the weights kept beside them "
+                          "(0: off): validated and kept as best (make train's --ema_decay).",
+                          lower_bound=0.0, upper_bound=0.99999)
 
 flags.register_validator("pack", lambda p: os.path.isfile(p),
                          message="--pack must be an image pack file (make jax-bundle)")
@@ -85,7 +88,7 @@ def config_from_flags() -> jax_train.JaxTrainConfig:
         augment=_AUGMENT.value,
         blind_fraction=_BLIND.value if model.scale_input else 0.0,
         precision=_PRECISION.value, steps_per_call=_STEPS_PER_CALL.value,
-        val_every_minutes=_VAL_EVERY.value, seed=_SEED.value)
+        val_every_minutes=_VAL_EVERY.value, seed=_SEED.value, ema_decay=_EMA.value)
 
 
 def main(argv: list[str]) -> None:

@@ -5,7 +5,7 @@ with per-layer learning-rate multipliers, cosine decay to 1 % over a wall-clock 
 dihedral transform per patch, bfloat16 convolutions with a float32 reconstruction (train.py's
 mixed_bfloat16). The patches are the records' own, cut from an image pack (packs.py), and stay on
 the device; `steps_per_call` steps run in one compiled scan. Validation is the records' held-out
-images with the paper's PSNR; the best weights are kept.
+images with the paper's PSNR; the best weights (their average, with ema_decay) are kept.
 
 It writes a run directory that runs.py reads (config.json, metrics.jsonl, summary.json and
 best/ + checkpoints/ weights-<step>.npz, see weights.py), so `make export RUN=...` exports it
@@ -29,6 +29,7 @@ import numpy as np
 from srcnn_tf import chains, imaging, packs, predictors
 from srcnn_tf import weights as weights_lib
 from srcnn_tf.architecture import ModelConfig
+from srcnn_tf.jax_model import forward, start_params, with_planes
 
 log = logging.getLogger("srcnn_tf.jax_train")
 
@@ -53,6 +54,7 @@ class JaxTrainConfig:
     blind_fraction: float = 0.0  # scale_input models: share of patches trained blind
     precision: str = "bfloat16"  # or "float32"
     steps_per_call: int = 250
+    ema_decay: float = 0.0  # > 0: validate and keep an average of the weights (train.py's)
     val_every_minutes: float = 0.5
     seed: int = 0
 
@@ -66,6 +68,7 @@ class JaxTrainConfig:
                   "warmup_fraction": 0 <= self.warmup_fraction < 1,
                   "precision": self.precision in ("bfloat16", "float32"),
                   "steps_per_call": self.steps_per_call >= 1,
+                  "ema_decay": 0 <= self.ema_decay < 1,
                   "val_every_minutes": self.val_every_minutes > 0}
         for name, ok in checks.items():
             if not ok:
@@ -73,64 +76,6 @@ class JaxTrainConfig:
         if len(self.scale) > 1 and not self.model.scale_input:
             raise ValueError(f"scale {imaging.scale_name(self.scale)}: several factors need a "
                              f"scale_input model")
-
-
-# ----------------------------------------------------------------------------- the network
-
-
-def param_shapes(model: ModelConfig) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
-    """[(kernel HWIO, bias)] shapes of the three convolutions, as Keras's Conv2D holds them."""
-    f1, f2, f3 = model.filters
-    return [((f1, f1, model.in_channels, model.n1), (model.n1,)),
-            ((f2, f2, model.n1, model.n2), (model.n2,)),
-            ((f3, f3, model.n2, model.channels), (model.channels,))]
-
-
-def forward(params: list, x: jax.Array, dtype: Any = jnp.float32) -> jax.Array:
-    """(B, H, W, C_in) -> (B, H - 2 border, W - 2 border, C): 'valid' convolutions, ReLU after
-    the first two (computed in `dtype`), the reconstruction in float32."""
-    for i, (kernel, bias) in enumerate(params):
-        dt = dtype if i < 2 else jnp.float32
-        x = jax.lax.conv_general_dilated(x.astype(dt), kernel.astype(dt), (1, 1), "VALID",
-                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
-        x = x + bias.astype(dt)
-        if i < 2:
-            x = jax.nn.relu(x)
-    return x.astype(jnp.float32)
-
-
-def init_params(model: ModelConfig, seed: int) -> list:
-    """He-normal kernels (Keras's truncated form) and zero biases, as model.build_srcnn."""
-    out = []
-    for i, (kshape, bshape) in enumerate(param_shapes(model)):
-        fan_in = kshape[0] * kshape[1] * kshape[2]
-        std = math.sqrt(2.0 / fan_in) / 0.87962566103423978
-        k = jax.random.truncated_normal(jax.random.PRNGKey(seed + i), -2.0, 2.0, kshape) * std
-        out.append((np.asarray(k, np.float32), np.zeros(bshape, np.float32)))
-    return out
-
-
-def start_params(model: ModelConfig, init_path: str | None,
-                 seed: int) -> tuple[list, dict[str, Any] | None]:
-    """The starting weights and what they are (weights.py info), or He init when no file.
-    `init_path`: a weights file, or a JAX run directory (its best weights).
-
-    Single-scale weights start a scale_input model with zero weights on the scale planes
-    (as runs.warm_start)."""
-    if init_path is None:
-        return init_params(model, seed), None
-    if os.path.isdir(init_path):
-        best = weights_lib.latest_weights(os.path.join(init_path, "best"))
-        if best is None:
-            raise FileNotFoundError(f"init: {init_path} holds no best/weights-<step>.npz (not "
-                                    f"a run of this trainer)")
-        init_path = best
-    params, info = weights_lib.read_weights(init_path)
-    k0, b0 = params[0]
-    if model.scale_input and k0.shape[2] == model.channels:
-        params[0] = (weights_lib.with_plane_weights(k0), b0)
-    weights_lib.check_shapes(params, param_shapes(model), init_path)
-    return params, info
 
 
 # ----------------------------------------------------------------------------- the step
@@ -148,35 +93,29 @@ def _dihedral(key: jax.Array, x: jax.Array, y: jax.Array) -> tuple[jax.Array, ja
     return apply(x), apply(y)
 
 
-def with_planes(x: jax.Array, scales: jax.Array, known: jax.Array) -> jax.Array:
-    """(B, H, W, C) -> (B, H, W, C + 2) with model.with_scale's planes: (1, s) where `known`,
-    else (0, 0)."""
-    shape = x.shape[:3] + (1,)
-    k = jnp.broadcast_to(known.astype(x.dtype)[:, None, None, None], shape)
-    s = jnp.broadcast_to(scales.astype(x.dtype)[:, None, None, None], shape)
-    return jnp.concatenate([x, k, k * s], axis=-1)
-
-
 def _adam(params: list, grads: list, opt: tuple, lrs: jax.Array) -> tuple[list, tuple]:
     b1, b2, eps = ADAM
     m, v, t = opt
     t = t + 1
-    correction = jnp.sqrt(1 - b2 ** t) / (1 - b1 ** t)
-    new_p, new_m, new_v = [], [], []
-    for i in range(len(params)):
-        mi = jax.tree.map(lambda a, g: b1 * a + (1 - b1) * g, m[i], grads[i])
-        vi = jax.tree.map(lambda a, g: b2 * a + (1 - b2) * g * g, v[i], grads[i])
-        alpha = lrs[i] * correction
-        new_p.append(jax.tree.map(lambda p, a, b: p - alpha * a / (jnp.sqrt(b) + eps),
-                                  params[i], mi, vi))
-        new_m.append(mi)
-        new_v.append(vi)
-    return new_p, (new_m, new_v, t)
+    m = jax.tree.map(lambda a, g: b1 * a + (1 - b1) * g, m, grads)
+    v = jax.tree.map(lambda a, g: b2 * a + (1 - b2) * g * g, v, grads)
+    alphas = lrs * jnp.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+    new_p = [jax.tree.map(lambda p, a, b: p - alphas[i] * a / (jnp.sqrt(b) + eps),
+                          params[i], m[i], v[i]) for i in range(len(params))]
+    return new_p, (m, v, t)
+
+
+def _average(avg: list, params: list, updates: jax.Array, decay: float) -> list:
+    """optim.WeightAverage's update: d = min(decay, (1 + t) / (10 + t)), t the updates before."""
+    t = updates.astype(jnp.float32)
+    d = jnp.minimum(decay, (1 + t) / (10 + t))
+    return jax.tree.map(lambda a, p: d * a + (1 - d) * p, avg, params)
 
 
 def make_train_call(config: JaxTrainConfig):
     """-> jitted f(state, bank, key, lr) -> (state, mean loss) running config.steps_per_call
-    steps; state = (params, (m, v, t)); bank = (inputs, labels, scales) on the device."""
+    steps; state = (params, (m, v, t), average of the params or None); bank = (inputs, labels,
+    scales) on the device."""
     dtype = jnp.bfloat16 if config.precision == "bfloat16" else jnp.float32
     mults = jnp.asarray(config.lr_multipliers, jnp.float32)
 
@@ -184,7 +123,7 @@ def make_train_call(config: JaxTrainConfig):
         return jnp.mean(jnp.square(forward(params, x, dtype) - y))
 
     def step(carry, key):
-        (params, opt), bank, lr = carry
+        (params, opt, avg), bank, lr = carry
         k_idx, k_aug, k_blind = jax.random.split(key, 3)
         idx = jax.random.randint(k_idx, (config.batch_size,), 0, bank[0].shape[0])
         x, y = bank[0][idx], bank[1][idx]
@@ -194,8 +133,11 @@ def make_train_call(config: JaxTrainConfig):
             known = jax.random.uniform(k_blind, (config.batch_size,)) >= config.blind_fraction
             x = with_planes(x, bank[2][idx], known)
         loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+        updates = opt[2]
         params, opt = _adam(params, grads, opt, lr * mults)
-        return ((params, opt), bank, lr), loss
+        if config.ema_decay:
+            avg = _average(avg, params, updates, config.ema_decay)
+        return ((params, opt, avg), bank, lr), loss
 
     def call(state, bank, key, lr):
         keys = jax.random.split(key, config.steps_per_call)
@@ -337,7 +279,8 @@ class _Loop:
                  params: list) -> None:
         self.config, self.bank, self.validator, self.run = config, bank, validator, run
         m, v = (jax.tree.map(jnp.zeros_like, params) for _ in range(2))  # distinct buffers
-        self.state = (params, (m, v, jnp.zeros((), jnp.int32)))
+        avg = jax.tree.map(jnp.copy, params) if config.ema_decay else None
+        self.state = (params, (m, v, jnp.zeros((), jnp.int32)), avg)
         self.key = jax.random.PRNGKey(config.seed)
         self.call = make_train_call(config).lower(self.state, bank, self.key,
                                                   jnp.float32(0)).compile()
@@ -349,12 +292,19 @@ class _Loop:
         record = {"step": step, "minutes": minutes,
                   "loss": float(np.mean(jax.device_get(losses))), "lr": lr,
                   "patches_per_s": step * self.config.batch_size / (minutes * 60),
-                  **_validate(self.validator, self.state[0])}
+                  **_validate(self.validator, self.served)}
+        if self.config.ema_decay:  # the last iterate beside the average it is compared to
+            record["val_psnr_raw"] = _validate(self.validator, self.state[0])["val_psnr"]
         self.run.append_metrics(record)
         if record["val_psnr"] > self.best["val_psnr"]:
             self.best = record
-            self.run.save_weights("best", record, self.state[0])
+            self.run.save_weights("best", record, self.served)
         return record
+
+    @property
+    def served(self) -> list:
+        """The weights validated and kept as best: their average when there is one."""
+        return self.state[2] if self.config.ema_decay else self.state[0]
 
     def run_for(self) -> tuple[int, float]:
         """Trains until config.minutes have passed -> (steps, minutes).

@@ -17,8 +17,8 @@ import pytest
 import tensorflow as tf
 
 from srcnn_tf import chains, export, imaging, jax_train, packs, plots, predictors, runs
-from srcnn_tf import weights
-from srcnn_tf.model import ModelConfig, build_srcnn, conv_layers, super_resolve, with_scale
+from srcnn_tf import jax_model, weights
+from srcnn_tf.model import ModelConfig, build_srcnn, conv_layers, super_resolve
 
 from conftest import ROOT, tiny_records
 
@@ -27,22 +27,6 @@ SMALL = ModelConfig(n1=8, n2=4)
 
 def _params(model: keras.Model) -> list:
     return [tuple(layer.get_weights()) for layer in conv_layers(model)]
-
-
-@pytest.mark.parametrize("config", [SMALL, ModelConfig(preset="9-1-5", n1=6, n2=3),
-                                    ModelConfig(n1=8, n2=4, scale_input=True)])
-def test_forward_equals_the_keras_model(config):
-    model = build_srcnn(config, seed=1, dtype="float32")
-    x = np.random.default_rng(0).uniform(0, 1, (2, 30, 27, 1)).astype(np.float32)
-    scales = np.array([2.0, 3.5], np.float32)
-    if config.scale_input:
-        keras_in = with_scale(x, scales).numpy()
-        jax_in = jax_train.with_planes(jnp.asarray(x), jnp.asarray(scales), jnp.ones(2, bool))
-        np.testing.assert_array_equal(np.asarray(jax_in), keras_in)
-        x = keras_in
-    got = np.asarray(jax_train.forward(_params(model), jnp.asarray(x)))
-    np.testing.assert_allclose(got, model(x).numpy(), atol=2e-5)
-    assert [(k.shape, b.shape) for k, b in _params(model)] == jax_train.param_shapes(config)
 
 
 def test_adam_step_equals_keras_adam():
@@ -150,6 +134,34 @@ def test_run_from_a_warm_start_exports_with_its_chain(bundle, tmp_path):
         summary["best_val_psnr"], abs=1e-3)
 
 
+def test_the_weight_average_is_train_py_s_and_is_kept_as_best(bundle, tmp_path):
+    from srcnn_tf.optim import WeightAverage
+
+    model, twin = build_srcnn(SMALL, seed=1), build_srcnn(SMALL, seed=2)
+    average = WeightAverage(model, twin, 0.5)
+    average.reset()
+    avg = [tuple(jnp.asarray(a) for a in p) for p in _params(model)]
+    rng = np.random.default_rng(0)
+    for t in range(4):
+        model.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in model.weights])
+        average.update()
+        avg = jax_train._average(avg, [tuple(jnp.asarray(a) for a in p) for p in _params(model)],
+                                 jnp.int32(t), 0.5)
+    for mine, theirs in zip(jax.tree.leaves(avg), jax.tree.leaves(_params(twin))):
+        np.testing.assert_allclose(np.asarray(mine), theirs, rtol=1e-6, atol=1e-6)
+    root, _ = bundle
+    config = jax_train.JaxTrainConfig(
+        run_dir=str(tmp_path / "run"), scale=(3.0,), model=SMALL, minutes=0.03, batch_size=8,
+        precision="float32", steps_per_call=4, val_every_minutes=0.005, learning_rate=1e-3,
+        ema_decay=0.9)
+    jax_train.train(config, str(root / "images.npz"))
+    run = runs.RunDir(config.run_dir)
+    assert all(np.isfinite(e["val_psnr_raw"]) for e in run.metrics()[1:])
+    best, _ = weights.read_weights(run.checkpoint("best"))
+    last, _ = weights.read_weights(run.checkpoint("latest"))
+    assert not np.allclose(best[0][0], last[0][0])
+
+
 def test_a_run_continued_from_a_run_s_weights_keeps_the_chain(bundle, tmp_path):
     """Where TensorFlow is absent (no make jax-bundle), the saved weights carry the chain."""
     root, _ = bundle
@@ -179,7 +191,7 @@ def test_multiscale_run_starts_from_single_scale_weights(bundle, tmp_path):
     model = build_srcnn(SMALL, seed=5, dtype="float32")
     weights.write_weights(str(tmp_path / "init.npz"), _params(model), {})
     ms = ModelConfig(n1=8, n2=4, scale_input=True)
-    params, _ = jax_train.start_params(ms, str(tmp_path / "init.npz"), 0)
+    params, _ = jax_model.start_params(ms, str(tmp_path / "init.npz"), 0)
     assert params[0][0].shape == (9, 9, 3, 8) and not params[0][0][:, :, 1:].any()
     config = jax_train.JaxTrainConfig(
         run_dir=str(tmp_path / "ms"), scale=(2.0, 3.0), model=ms, minutes=0.01, batch_size=8,
@@ -203,9 +215,9 @@ def test_wrong_weights_and_settings_are_named(tmp_path):
     model = build_srcnn(ModelConfig(n1=6, n2=3), dtype="float32")
     weights.write_weights(str(tmp_path / "w.npz"), _params(model), {})
     with pytest.raises(ValueError, match="w.npz: weights of shapes"):
-        jax_train.start_params(SMALL, str(tmp_path / "w.npz"), 0)
+        jax_model.start_params(SMALL, str(tmp_path / "w.npz"), 0)
     with pytest.raises(FileNotFoundError, match="holds no best/weights-<step>.npz"):
-        jax_train.start_params(SMALL, str(tmp_path), 0)
+        jax_model.start_params(SMALL, str(tmp_path), 0)
     (tmp_path / "x.npz").write_bytes(b"x")
     with pytest.raises(ValueError, match="x.npz: not a weights file"):
         weights.read_weights(str(tmp_path / "x.npz"))

@@ -31,10 +31,8 @@ def plot_training(run_dir: str, out_path: str) -> str:
         axes[0, col].plot(*zip(*loss), lw=0.8)
         axes[0, col].set_yscale("log")
         axes[0, col].set_ylabel("training MSE")
-        psnr = [(e[x], e["val_psnr"]) for e in events
-                if e.get("val_psnr") is not None and e.get(x) is not None]
-        if psnr:
-            axes[1, col].plot(*zip(*psnr), marker=".", label="SRCNN")
+        for label, points in validation_curves(events, x).items():
+            axes[1, col].plot(*zip(*points), marker=".", label=label)
         if bicubic is not None:
             axes[1, col].axhline(bicubic, color="gray", ls="--", label="bicubic")
         axes[1, col].set_ylabel("validation PSNR (dB)")
@@ -47,6 +45,20 @@ def plot_training(run_dir: str, out_path: str) -> str:
     fig.savefig(out_path, dpi=110)
     plt.close(fig)
     return out_path
+
+
+def validation_curves(events: Sequence[dict], x: str) -> dict[str, list[tuple[float, float]]]:
+    """{label: [(x, PSNR)]} of the validation events: the model's, and with a weight average
+    (--ema_decay) the last iterate's beside the average's."""
+    curves = {}
+    averaged = any(e.get("val_psnr_raw") is not None for e in events)
+    for key, label in (("val_psnr", "SRCNN (weight average)" if averaged else "SRCNN"),
+                       ("val_psnr_raw", "SRCNN (last iterate)")):
+        points = [(e[x], e[key]) for e in events
+                  if e.get(key) is not None and e.get(x) is not None]
+        if points:
+            curves[label] = points
+    return curves
 
 
 def plot_filters(run_dir: str, out_path: str) -> str:

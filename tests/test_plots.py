@@ -62,6 +62,18 @@ def test_chain_gains_count_the_patches_of_every_stage_and_mark_accelerators():
         plots.plot_chains({"srcnn_x3/1": CHAIN[:2]}, "unused.png")
 
 
+def test_validation_curves_show_the_last_iterate_beside_a_weight_average():
+    plain = [{"step": 0, "loss": 1.0}, {"step": 10, "minutes": 0.5, "val_psnr": 30.0}]
+    assert plots.validation_curves(plain, "step") == {"SRCNN": [(10, 30.0)]}
+    averaged = plain[:1] + [{"step": 10, "minutes": 0.5, "val_psnr": 30.5, "val_psnr_raw": 30.0},
+                            {"step": 20, "minutes": None, "val_psnr": 31.0,
+                             "val_psnr_raw": None}]
+    assert plots.validation_curves(averaged, "minutes") == {
+        "SRCNN (weight average)": [(0.5, 30.5)], "SRCNN (last iterate)": [(0.5, 30.0)]}
+    assert plots.validation_curves(averaged, "step")["SRCNN (weight average)"] == [
+        (10, 30.5), (20, 31.0)]
+
+
 def test_figures_pipeline_plots_exported_chains(tmp_path):
     for version in (1, 2):
         (tmp_path / "srcnn_x3" / str(version)).mkdir(parents=True)

@@ -226,10 +226,10 @@ class _Run:
         metrics `event`, with their chain (chains.run_record): a next run warm-started from the
         file, on this machine too, continues the history."""
         folder = os.path.join(self.path, which)
-        for old in os.listdir(folder):
-            if old.startswith("weights-"):
-                os.remove(os.path.join(folder, old))
-        weights_lib.write_weights(os.path.join(folder, f"weights-{event['step']}.npz"),
+        old = weights_lib.latest_weights(folder)  # the one this method wrote before
+        if old:
+            os.remove(old)
+        weights_lib.write_weights(os.path.join(folder, weights_lib.run_file(event["step"])),
                                   [(np.asarray(k), np.asarray(b)) for k, b in params],
                                   chains.run_record(self.name, self.config, event["step"], event))
 

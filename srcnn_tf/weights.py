@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any, Sequence
 
 import numpy as np
@@ -16,6 +17,12 @@ import numpy as np
 from srcnn_tf.architecture import SCALE_PLANES
 
 Params = list[tuple[np.ndarray, np.ndarray]]  # [(kernel HWIO, bias)] of the three convolutions
+_RUN_FILE = re.compile(r"weights-(\d+)\.npz")  # a JAX run's weights at a step
+
+
+def run_file(step: int) -> str:
+    """The name a JAX run gives its weights at `step`."""
+    return f"weights-{step}.npz"
 
 
 def write_weights(path: str, params: Sequence[tuple[Any, Any]],
@@ -31,9 +38,9 @@ def write_weights(path: str, params: Sequence[tuple[Any, Any]],
 def latest_weights(folder: str) -> str | None:
     """The highest-step weights-<step>.npz in `folder` (a JAX run's best/ or checkpoints/),
     None when there is none."""
-    found = [f for f in os.listdir(folder) if f.startswith("weights-") and f.endswith(".npz")] \
+    steps = [int(m.group(1)) for m in map(_RUN_FILE.fullmatch, os.listdir(folder)) if m] \
         if os.path.isdir(folder) else []
-    return os.path.join(folder, max(found, key=lambda f: int(f[8:-4]))) if found else None
+    return os.path.join(folder, run_file(max(steps))) if steps else None
 
 
 def read_weights(path: str) -> tuple[Params, dict[str, Any]]:

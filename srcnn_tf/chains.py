@@ -32,6 +32,8 @@ def run_chain(name: str, config: dict[str, Any], step: int,
              "init_from": init.get("label"), "batch_size": config["train"].get("batch_size")}
     if config.get("device"):  # a JAX run records its accelerator
         stage["device"] = config["device"]
+    if config["train"].get("ema_decay"):  # the weights are an average of the iterates
+        stage["ema_decay"] = config["train"]["ema_decay"]
     return [{**s, "data": portable(s.get("data", {}))} for s in init.get("chain", [])] + [stage]
 
 

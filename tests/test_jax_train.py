@@ -157,9 +157,10 @@ def test_the_weight_average_is_train_py_s_and_is_kept_as_best(bundle, tmp_path):
     jax_train.train(config, str(root / "images.npz"))
     run = runs.RunDir(config.run_dir)
     assert all(np.isfinite(e["val_psnr_raw"]) for e in run.metrics()[1:])
-    best, _ = weights.read_weights(run.checkpoint("best"))
+    best, best_info = weights.read_weights(run.checkpoint("best"))
     last, _ = weights.read_weights(run.checkpoint("latest"))
     assert not np.allclose(best[0][0], last[0][0])
+    assert best_info["chain"][-1]["ema_decay"] == 0.9
 
 
 def test_a_run_continued_from_a_run_s_weights_keeps_the_chain(bundle, tmp_path):

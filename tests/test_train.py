@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from srcnn_tf import runs
+from srcnn_tf import chains, runs
 from srcnn_tf import train as train_lib
 from srcnn_tf.model import ModelConfig, build_srcnn
 
@@ -138,6 +138,8 @@ def test_a_weight_average_is_validated_kept_and_resumed(record_dir, tmp_path):
         assert not np.allclose(a, w.numpy())
     for a, b in zip(average, _average_in(runs.RunDir(str(straight)).checkpoint("latest"))):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    stage = chains.run_chain("run", runs.RunDir(str(run)).config(), 20, {})[-1]
+    assert stage["ema_decay"] == 0.9  # an export's chain says its weights are an average
     with pytest.raises(ValueError, match="ema_decay"):
         train_lib.train(_config(record_dir, tmp_path / "bad", ema_decay=1.0))
 

@@ -274,15 +274,17 @@ from srcnn_tf import train
 from srcnn_tf.model import ModelConfig, build_srcnn
 s = train.train(train.TrainConfig(record_dir=sys.argv[1], run_dir=sys.argv[2],
     model=ModelConfig(preset="9-1-5", n1=16, n2=8), batch_size=16, max_steps=6, val_every=3,
-    checkpoint_every=3, progress=False, devices=("/cpu:0", "/cpu:1")))
+    checkpoint_every=3, progress=False, devices=("/cpu:0", "/cpu:1"),
+    ema_decay=float(sys.argv[3])))
 cfg = json.load(open(sys.argv[2] + "/config.json"))
 print("REPLICAS", cfg["replicas"], "STEPS", s["steps"], "PSNR", s["best_val_psnr"])
 """
 
 
-def test_mirrored_strategy_over_two_logical_cpus(record_dir, tmp_path):
-    r = subprocess.run([sys.executable, "-c", MIRRORED, record_dir, str(tmp_path / "run")],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_mirrored_strategy_over_two_logical_cpus(record_dir, tmp_path, ema_decay):
+    r = subprocess.run([sys.executable, "-c", MIRRORED, record_dir, str(tmp_path / "run"),
+                        str(ema_decay)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "REPLICAS 2 STEPS 6" in r.stdout
 

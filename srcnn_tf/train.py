@@ -265,10 +265,10 @@ class Trainer:
             "replicas": self.strategy.num_replicas_in_sync,
             "precision": self.precision or "float32"})
 
-    def validate(self, predict=None) -> float:
+    def validate(self, predict=None, net=None) -> float:
         """Mean PSNR (uint8 Y, shave = scale) over the records' held-out whole images; for
         multi-scale records the mean of the per-scale means (`validate_per_scale`)."""
-        return float(np.mean(list(self.validate_per_scale(predict).values())))
+        return float(np.mean(list(self.validate_per_scale(predict, net).values())))
 
     def validate_per_scale(self, predict=None, net=None) -> dict[float, float]:
         """{scale: mean PSNR of the held-out images at that scale}: of `predict` (an image
@@ -301,8 +301,7 @@ class Trainer:
                 record.update({f"val_psnr_x{imaging.scale_label(k)}": v
                                for k, v in per_scale.items()})
             if self.predict_raw:  # the last iterate beside the average it is compared to
-                record["val_psnr_raw"] = float(np.mean(list(
-                    self.validate_per_scale(net=self.predict_raw).values())))
+                record["val_psnr_raw"] = self.validate(net=self.predict_raw)
             self.progress.set(val_psnr=psnr)
             if psnr > float(self.best_psnr.numpy()):
                 self.best_psnr.assign(psnr)

@@ -4,8 +4,11 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-GPU    ?= 0
-EXTRAS := $(if $(filter 1,$(GPU)),gpu,cpu),dev
+# GPU defaults to the build the venv already holds (tensorflow = CUDA, tensorflow_cpu = CPU).
+GPU    ?= $(if $(wildcard $(VENV)/lib/python*/site-packages/tensorflow-[0-9]*.dist-info),1,0)
+TF_KIND := $(if $(filter 1,$(GPU)),gpu,cpu)
+EXTRAS := $(TF_KIND),dev
+INSTALLED := $(VENV)/.installed-$(TF_KIND)
 
 SCALE   ?= 3
 DATA    ?=
@@ -28,7 +31,7 @@ CHAINS  ?=
 IMAGES  ?= $(subst $(space),$(comma),$(wildcard ../shared/data/Set5/butterfly_GT.bmp ../shared/data/Set5/bird_GT.bmp))
 MINUTES ?= 20
 given    = $(filter command line environment override,$(origin $(1)))
-PSNR_TIME_SET ?= $(firstword $(wildcard ../shared/data/Set14) $(EVAL))
+SET     ?= $(firstword $(wildcard ../shared/data/Set14) $(EVAL))
 EXTRA_DATA ?=
 INIT    ?=
 comma := ,
@@ -44,25 +47,28 @@ help:
 
 # tensorflow-serving-api (the gRPC client's protos) goes in with --no-deps: its metadata pins
 # the full tensorflow package, which would replace the CPU/GPU build chosen by the extra.
-$(VENV)/.installed: setup.py setup.cfg
+# Switching GPU=1 <-> 0 removes the other build first: both install the same tensorflow module.
+$(INSTALLED): setup.py setup.cfg
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip uninstall -q -y $(if $(filter gpu,$(TF_KIND)),tensorflow-cpu,tensorflow)
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	$(PY) -m pip install -q --no-deps "tensorflow-serving-api>=2.16"
+	rm -f $(VENV)/.installed $(VENV)/.installed-*
 	touch $@
 
 ## make install [GPU=1]            create .venv and install the project (cpu or gpu extra)
-install: $(VENV)/.installed
+install: $(INSTALLED)
 
 ## make records SCALE=3 DATA=dir   degraded/bicubic patch TFRecords under tfrecords/x3/ (SCALE=1.5,2,3: one multi-scale set)
-records: $(VENV)/.installed
+records: $(INSTALLED)
 	$(PY) -m pipelines.make_records --scale=$(SCALE) --out_dir=$(RECORDS_OUT) \
 		--workers=$(WORKERS) $(if $(DATA),--input_dir=$(DATA)) $(if $(TFDS),--tfds_name=$(TFDS)) $(ARGS)
 
 ## make train SCALE=3 [MODEL=9-5-5 EPOCHS=.. DATA=a,b RUN=runs/x3 INIT=saved_models/srcnn_x3 GPU=1 TRAIN_ARGS=..]   15 minutes unless EPOCHS or a --max_steps/--max_minutes is given
 # Records are (re)built only when DATA/TFDS is given or none exist: records a user built are
 # never replaced by the default photographs.
-train: $(VENV)/.installed
+train: $(INSTALLED)
 	$(if $(or $(DATA),$(TFDS)),$(MAKE) --no-print-directory records,$(if \
 		$(wildcard $(RECORDS_OUT)/x$(SCALE)/manifest.json),@echo "training on the existing \
 		records in $(RECORDS_OUT)/x$(SCALE) (DATA=... rebuilds them)",$(MAKE) --no-print-directory records))
@@ -70,7 +76,7 @@ train: $(VENV)/.installed
 		--model=$(MODEL) $(if $(EPOCHS),--epochs=$(EPOCHS)) $(if $(INIT),--init_from=$(INIT)) $(TRAIN_ARGS)
 
 ## make jax-bundle RECORDS=tfrecords/x3 [INIT=saved_models/srcnn_x3/1,.. OUT=bundle]   image pack + warm-start weights for a JAX machine
-jax-bundle: $(VENV)/.installed
+jax-bundle: $(INSTALLED)
 	$(PY) -m pipelines.jax_bundle --records=$(if $(RECORDS),$(RECORDS),$(RECORDS_DIR)) --out_dir=$(if $(OUT),$(OUT),bundle) \
 		$(if $(INIT),--init_from=$(INIT)) $(ARGS)
 
@@ -85,45 +91,46 @@ train-jax:
 ## make export SCALE=3 [RUN=runs/x3 OUT=saved_models]   SavedModel for TF Serving
 ##   make export FROM=saved_models/srcnn_x3/1   the same weights again as a new version
 FROM    ?=
-export: $(VENV)/.installed
+export: $(INSTALLED)
 	$(PY) -m pipelines.export $(if $(FROM),--from_saved_model=$(FROM),--run_dir=$(RUN)) \
 		--out_dir=$(MODELS) $(ARGS)
 
 ## make tflite SCALE=3 [SETS=d1,d2 RUN=runs/x3 RECORDS=dir MODEL=saved_models/srcnn_multiscale]   TFLite variants + report.md beside the newest SavedModel
 # int8 calibrates on RECORDS, else on the records of RUN, else on tfrecords/x$(SCALE).
 RECORDS ?=
-tflite: $(VENV)/.installed
+tflite: $(INSTALLED)
 	$(PY) -m pipelines.tflite --scale=$(SCALE) --models_dir=$(MODELS) \
-		$(if $(RECORDS),--records=$(RECORDS),$(if $(wildcard $(RUN)/config.json),--run_dir=$(RUN),$(if \
+		$(if $(RECORDS),--records=$(RECORDS),$(if $(or $(call given,RUN),$(wildcard \
+		$(RUN)/config.json)),--run_dir=$(RUN),$(if \
 		$(wildcard $(RECORDS_DIR)/manifest.json),--records=$(RECORDS_DIR)))) \
 		$(if $(SETS),--eval_dir=$(SETS)) $(if $(filter-out 9-%,$(MODEL)),--model_dir=$(MODEL)) $(ARGS)
 
 ## make upscale IMAGE=in.png SCALE=3 [SIZE=1920x1080 OUT=out.png MODEL=saved_models/srcnn_x3]  (SCALE=1.5, SIZE: srcnn_multiscale; MODEL: a model or version folder)
-upscale: $(VENV)/.installed
+upscale: $(INSTALLED)
 	$(PY) -m pipelines.upscale --image=$(IMAGE) $(if $(SIZE),--size=$(SIZE)) $(if $(call \
 		given,SCALE),--scale=$(SCALE)) $(if $(OUT),--out=$(OUT)) $(if $(call given,MODEL),--model=$(MODEL)) $(ARGS)
 
 ## make evaluate MODEL=<run dir|SavedModel|.tflite|bicubic> SETS=d1,d2 [SCALES=2,3,4 JSON=out.json]  (SCALES: the model's own by default; fractional: 1.5,2.5)
-evaluate: $(VENV)/.installed
+evaluate: $(INSTALLED)
 	$(PY) -m pipelines.evaluate --model=$(if $(filter 9-% bicubic,$(MODEL)),$(if $(filter bicubic,$(MODEL)),bicubic,$(RUN)),$(MODEL)) \
 		--sets=$(SETS) $(if $(SCALES),--scales=$(SCALES)) --out_dir=$(EVAL_OUT) $(if $(JSON),--json=$(JSON)) $(ARGS)
 
 ## make sc-dictionary SCALE=3 [DATA=dir1,dir2]   the sparse-coding baseline's dictionaries (MODEL=sc)
-sc-dictionary: $(VENV)/.installed
+sc-dictionary: $(INSTALLED)
 	$(PY) -m pipelines.sc_dictionary --scale=$(SCALE) --out_dir=$(MODELS) \
 		$(if $(DATA),--data=$(DATA)) $(ARGS)
 
 ## make psnr-time [SET=../shared/data/Set14 SCALE=3]   PSNR against CPU seconds per image, every method
-psnr-time: $(VENV)/.installed
-	$(PY) -m pipelines.psnr_time --set=$(PSNR_TIME_SET) --scale=$(SCALE) --models_dir=$(MODELS) \
+psnr-time: $(INSTALLED)
+	$(PY) -m pipelines.psnr_time --set=$(SET) --scale=$(SCALE) --models_dir=$(MODELS) \
 		--out_dir=docs $(ARGS)
 
 ## make figures RUN=runs/x3 [IMAGES=a.png,b.png] | CHAINS=saved_models/srcnn_x2,..   a run's curves, filters, crops | exported models' training chains
-figures: $(VENV)/.installed
+figures: $(INSTALLED)
 	$(PY) -m pipelines.figures $(if $(CHAINS),--chains=$(CHAINS),--run_dir=$(RUN) $(if $(IMAGES),--images=$(IMAGES))) $(ARGS)
 
 ## make ablation [DATA=T91 EXTRA_DATA=T91,BSD200,General100 MINUTES=20]   long: run in background
-ablation: $(VENV)/.installed
+ablation: $(INSTALLED)
 	$(MAKE) records SCALE=$(SCALE) DATA=$(DATA)
 	$(if $(EXTRA_DATA),$(PY) -m pipelines.make_records --scale=$(SCALE) --input_dir=$(EXTRA_DATA) --out_dir=tfrecords/extra --noprogress)
 	$(PY) -m pipelines.ablation --records=$(RECORDS_OUT)/x$(SCALE) \
@@ -131,25 +138,25 @@ ablation: $(VENV)/.installed
 		$(if $(SETS),--test_dirs=$(SETS)) $(ARGS)
 
 ## make test                       the unit and integration tests
-test: $(VENV)/.installed
+test: $(INSTALLED)
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 ## make bench-records              records throughput vs a naive per-patch loop
-bench-records: $(VENV)/.installed
+bench-records: $(INSTALLED)
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) -m benchmarks.bench_records $(ARGS)
 
 ## make bench-train                patches/s and GFLOP/s vs the measured peak, loader vs in-memory, PyTorch
-bench-train: $(VENV)/.installed
+bench-train: $(INSTALLED)
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) -m benchmarks.bench_train $(ARGS)
 
 ## make bench-epochs               the trainer across an epoch boundary: one stream vs an iterator per epoch
-bench-epochs: $(VENV)/.installed
+bench-epochs: $(INSTALLED)
 	$(PY) -m benchmarks.bench_epochs $(ARGS)
 
 ## make bench-infer                megapixels/s: Keras, SavedModel, TFLite variants (512x512)
-bench-infer: $(VENV)/.installed
+bench-infer: $(INSTALLED)
 	$(PY) -m benchmarks.bench_infer $(ARGS)
 
 bench: bench-records bench-train bench-epochs bench-infer

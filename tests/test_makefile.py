@@ -1,0 +1,73 @@
+"""The front door: what `make help` advertises reaches the command, and GPU=1/0 switches builds."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from conftest import ROOT
+
+
+def _make_n(*args: str, cwd=ROOT) -> str:
+    out = subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=cwd,
+                         capture_output=True, text=True, check=True)
+    return out.stdout
+
+
+def _advertised() -> list[tuple[str, str]]:
+    """(target, VARIABLE) for each VARIABLE= in the usage part of a `## make` help line."""
+    pairs = []
+    for line in (ROOT / "Makefile").read_text().splitlines():
+        match = re.match(r"##\s+make (\S+)(.*)", line)
+        if match:
+            usage = re.split(r"\s{3,}", match.group(2).strip())[0]
+            pairs += [(match.group(1), v) for v in dict.fromkeys(re.findall(r"\b([A-Z_]+)=",
+                                                                              usage))]
+    return pairs
+
+
+ADVERTISED = [p for p in _advertised() if p[1] != "GPU"]  # GPU picks the install, tested below
+
+
+def test_help_advertises_variables():
+    assert ("psnr-time", "SET") in ADVERTISED and ("tflite", "RUN") in ADVERTISED
+    assert len(ADVERTISED) > 30
+
+
+@pytest.mark.parametrize("target,variable", ADVERTISED)
+def test_every_advertised_variable_reaches_the_command(target, variable):
+    value = f"given_{variable.lower()}"
+    assert value in _make_n(target, f"{variable}={value}"), (
+        f"make {target} {variable}=... is advertised by `make help` but never used")
+
+
+def _venv(tmp_path, dist: str | None):
+    venv = tmp_path / "venv"
+    site = venv / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    if dist:
+        (site / f"{dist}-2.21.0.dist-info").mkdir()
+        (venv / f".installed-{'cpu' if dist == 'tensorflow_cpu' else 'gpu'}").touch()
+    return venv
+
+
+def test_gpu_install_replaces_the_cpu_build(tmp_path):
+    venv = _venv(tmp_path, "tensorflow_cpu")
+    assert "Nothing to be done" in _make_n("install", f"VENV={venv}")  # up to date
+    out = _make_n("install", f"VENV={venv}", "GPU=1")
+    assert "pip uninstall -q -y tensorflow-cpu" in out and '".[gpu,dev]"' in out
+    assert out.strip().endswith(f"touch {venv}/.installed-gpu")
+
+
+def test_gpu_venv_stays_gpu_unless_told(tmp_path):
+    venv = _venv(tmp_path, "tensorflow")
+    assert "Nothing to be done" in _make_n("install", f"VENV={venv}")
+    out = _make_n("install", f"VENV={venv}", "GPU=0")
+    assert "pip uninstall -q -y tensorflow\n" in out and '".[cpu,dev]"' in out
+
+
+def test_new_venv_gets_the_cpu_build(tmp_path):
+    out = _make_n("install", f"VENV={tmp_path / 'fresh'}")
+    assert '".[cpu,dev]"' in out and "tensorflow-cpu" not in out

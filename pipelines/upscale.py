@@ -37,8 +37,15 @@ _MAX_PIXELS = flags.DEFINE_integer(
     "max_pixels", imaging.MAX_PIXELS, "Refuse input images that declare more pixels (width x "
     "height); checked before decoding. The output is built tile by tile.", lower_bound=1)
 
-flags.register_validator("image", lambda p: p is None or os.path.isfile(p),
-                         message="--image: no such file")
+
+@flags.validator("image")
+def _check_image(path: str | None) -> bool:
+    if path is not None and not os.path.isfile(path):
+        raise flags.ValidationError(f"--image: {path} is a folder: give one image file"
+                                    if os.path.isdir(path) else f"--image: no file {path}")
+    return True
+
+
 flags.register_validator("model", lambda p: p is None or os.path.isdir(p),
                          message="--model: no such folder")
 

@@ -94,6 +94,17 @@ def model_scale(meta: dict, scale: float | None, model_dir: str) -> float:
     return served[0]
 
 
+def _check_output(path: str, out_path: str, channels: int) -> None:
+    """Before the work: `out_path` has a format for `channels`, a folder to go in, and is not
+    the input (which it would replace)."""
+    imaging.output_format(out_path, channels)
+    folder = os.path.dirname(os.path.abspath(out_path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{out_path}: no folder {folder} to write it in")
+    if os.path.exists(out_path) and os.path.samefile(path, out_path):
+        raise ValueError(f"{out_path} is the input image: writing it would replace the original")
+
+
 def upscale_file(path: str, out_path: str, model_dir: str, tile: int = 512,
                  max_pixels: int = imaging.MAX_PIXELS, scale: float | None = None,
                  size: tuple[int, int] | None = None) -> tuple[int, int]:
@@ -109,7 +120,7 @@ def upscale_file(path: str, out_path: str, model_dir: str, tile: int = 512,
         meta = json.load(f)
     image = imaging.load_image(path, max_pixels=max_pixels, keep_alpha=True)
     h, w = image.shape[:2]
-    imaging.output_format(out_path, image.shape[2])  # before the work: a bad --out fails fast
+    _check_output(path, out_path, image.shape[2])
     if size is not None:
         scale = scale_for_size(h, w, size)
         top = meta.get("max_scale", imaging.MAX_SCALE)

@@ -363,6 +363,26 @@ def test_upscale_file_refuses_an_output_that_would_lose_alpha(trained, tmp_path)
     assert imaging.load_image(tmp_path / "logo_x3.png", keep_alpha=True).shape == (30, 36, 4)
 
 
+def test_upscale_file_refuses_to_replace_its_input_or_write_nowhere(trained, tmp_path):
+    src = tmp_path / "photo.png"
+    imaging.save_image(src, natural_like(10, 12, seed=2))
+    before = src.read_bytes()
+    with pytest.raises(ValueError, match="photo.png is the input image"):
+        upscale_lib.upscale_file(str(src), str(src), trained["path"])
+    with pytest.raises(ValueError, match="photo.png is the input image"):  # the same file
+        upscale_lib.upscale_file(str(src), str(tmp_path / "." / "photo.png"), trained["path"])
+    assert src.read_bytes() == before
+    with pytest.raises(ValueError, match=f"no folder {tmp_path / 'nope'} to write it in"):
+        upscale_lib.upscale_file(str(src), str(tmp_path / "nope" / "o.png"), trained["path"])
+
+
+def test_make_upscale_names_a_folder_given_as_image(tmp_path):
+    r = _upscale_cli(f"--image={tmp_path}")
+    assert r.returncode != 0 and f"--image: {tmp_path} is a folder" in r.stderr
+    r = _upscale_cli(f"--image={tmp_path}/no.png")
+    assert r.returncode != 0 and f"--image: no file {tmp_path}/no.png" in r.stderr
+
+
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "I;16"])
 def test_make_upscale_pipeline_any_mode(trained, tmp_path, mode):
     arr = natural_like(20, 22, c=1 if mode in ("L", "I;16") else 3, seed=4)

@@ -110,7 +110,7 @@ upscale: $(INSTALLED)
 	$(PY) -m pipelines.upscale --image=$(IMAGE) $(if $(SIZE),--size=$(SIZE)) $(if $(call \
 		given,SCALE),--scale=$(SCALE)) $(if $(OUT),--out=$(OUT)) $(if $(call given,MODEL),--model=$(MODEL)) $(ARGS)
 
-## make evaluate MODEL=<run dir|SavedModel|.tflite|bicubic> SETS=d1,d2 [SCALES=2,3,4 JSON=out.json]  (SCALES: the model's own by default; fractional: 1.5,2.5)
+## make evaluate MODEL=<run dir|SavedModel|.tflite|bicubic> SETS=d1,d2 [SCALES=2,3,4 JSON=out.json]  (SCALES: the model's own by default; fractional: 1.5,2.5; a records folder in SETS: its held-out images)
 evaluate: $(INSTALLED)
 	$(PY) -m pipelines.evaluate --model=$(if $(filter 9-% bicubic,$(MODEL)),$(if $(filter bicubic,$(MODEL)),bicubic,$(RUN)),$(MODEL)) \
 		--sets=$(SETS) $(if $(SCALES),--scales=$(SCALES)) --out_dir=$(EVAL_OUT) $(if $(JSON),--json=$(JSON)) $(ARGS)

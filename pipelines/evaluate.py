@@ -12,7 +12,7 @@ import os
 from absl import app, flags, logging
 
 from .common import fail, parse_scales
-from srcnn_tf import evaluate, export, imaging, predictors
+from srcnn_tf import evaluate, export, imaging, predictors, records
 
 _MODEL = flags.DEFINE_string("model", "bicubic",
                              "Run dir, SavedModel dir, .tflite file, 'bicubic', or 'sc' (sparse "
@@ -24,7 +24,9 @@ _SC_DICTIONARY = flags.DEFINE_enum(
     "evaluated; method 'sc (per-scale dictionary)').")
 _MODELS_DIR = flags.DEFINE_string("models_dir", None, "Where 'sc' finds sc_x<scale>/ (default: "
                                   "saved_models, or the installed models).")
-_SETS = flags.DEFINE_list("sets", None, "Folders of HR images (e.g. Set5,Set14).", required=True)
+_SETS = flags.DEFINE_list("sets", None, "Folders of HR images (e.g. Set5,Set14), or records "
+                          "folders (tfrecords/x3): their held-out images, at their factor.",
+                          required=True)
 _SCALES = flags.DEFINE_list("scales", None, "Scales to evaluate (default: the model's own "
                             "factor; 2,3,4 for bicubic, sc and multi-scale models); fractional "
                             "ones (1.5, 2.5) crop HR to multiples of p for p/q and shave "
@@ -60,6 +62,19 @@ def _evaluate(predictor, folder: str, scale: float, name: str,
         fail(e)
 
 
+def _evaluate_records(at, record_dir: str, name: str) -> list[evaluate.Result]:
+    """Bicubic and the model on the records' held-out images (each factor they hold)."""
+    try:
+        results = evaluate.evaluate_records(lambda s: predictors.bicubic_predictor, record_dir,
+                                            "bicubic")
+        if name != "bicubic":
+            results += evaluate.evaluate_records(at, record_dir, name)
+    except (OSError, ValueError) as e:
+        fail(f"--sets: {e}")
+    logging.info("%s (held-out images) done", record_dir)
+    return results
+
+
 class _PatchBar:
     """tqdm over the patches of the image being coded (SC takes minutes per image)."""
 
@@ -74,6 +89,17 @@ class _PatchBar:
                 self.bar.close()
             self.bar = tqdm(total=total, unit="patch", desc="SC", leave=False)
         self.bar.update(done - self.bar.n)
+
+
+def _record_scales() -> list[float]:
+    """The factors of the records folders among --sets."""
+    out = []
+    for folder in filter(evaluate.is_records, _SETS.value):
+        try:
+            out += imaging.scale_list(records.load_manifest(folder)["scale"])
+        except (OSError, ValueError, KeyError) as e:
+            fail(f"--sets: {folder}: {e}")
+    return sorted(set(out))
 
 
 def _sc_predictors(scales: list[float]) -> dict[float, predictors.Predictor]:
@@ -95,12 +121,13 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     given = list(parse_scales(_SCALES.value, "scales")) if _SCALES.value else None
     scales = given or [2, 3, 4]
+    held_out = _record_scales()
     if _MODEL.value == "sc":
-        fractional = [s for s in scales if not isinstance(s, int)]
+        fractional = [s for s in {*scales, *held_out} if not isinstance(s, int)]
         if fractional:
             fail(f"--scales: the sparse-coding baseline runs at integer factors only, got "
                  f"{imaging.scale_name(fractional)}")
-        per_scale, info = _sc_predictors(scales), {}
+        per_scale, info = _sc_predictors(sorted({*scales, *held_out})), {}
         name = "sc" if _SC_DICTIONARY.value == "x2" else "sc (per-scale dictionary)"
     else:
         try:
@@ -110,12 +137,16 @@ def main(argv: list[str]) -> None:
         trained = imaging.scale_list(info["scale"]) if info.get("scale") else ()
         if given is None and len(trained) == 1:
             scales = list(trained)  # a single-scale model: its own factor unless told
-        elif len(trained) == 1 and any(s not in trained for s in scales):
+        asked = sorted({*scales, *held_out})
+        if len(trained) == 1 and any(s not in trained for s in asked):
             logging.warning("%s was trained for x%s; also evaluating it at %s", name,
-                            imaging.scale_name(trained), imaging.scale_name(scales))
-        per_scale = {s: info["at"](s) if "at" in info else predictor for s in scales}
+                            imaging.scale_name(trained), imaging.scale_name(asked))
+        per_scale = {s: info["at"](s) if "at" in info else predictor for s in asked}
     results = []
     for folder in _SETS.value:
+        if evaluate.is_records(folder):
+            results += _evaluate_records(per_scale.get, folder, name)
+            continue
         for scale in scales:
             results.append(_evaluate(predictors.bicubic_predictor, folder, scale, "bicubic"))
             if name != "bicubic":

@@ -11,11 +11,11 @@ import json
 import logging
 import os
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-from srcnn_tf import imaging, metrics, predictors
+from srcnn_tf import imaging, metrics, predictors, records
 from srcnn_tf.predictors import Predictor
 
 log = logging.getLogger("srcnn_tf.evaluate")
@@ -92,6 +92,42 @@ def evaluate_folder(predictor: Predictor, folder: str, scale: float, method: str
     return Result(set_name, scale, method, float(np.mean([r["psnr"] for r in per_image])),
                   float(np.mean([r["ssim"] for r in per_image])), len(per_image), per_image,
                   skipped)
+
+
+def is_records(folder: str) -> bool:
+    """Whether `folder` is a records folder (make records' output: a manifest.json)."""
+    return os.path.isfile(os.path.join(folder, "manifest.json"))
+
+
+def evaluate_records(predictor_at: Callable[[float], Predictor], record_dir: str, method: str,
+                     set_name: str | None = None) -> list[Result]:
+    """Mean PSNR/SSIM over the held-out whole images of a records folder, one Result per factor
+    they hold: the images training validates on and selects by, so an export, a TFLite file or
+    bicubic is measured as the run's `val_psnr` was. `predictor_at(scale)` gives the predictor
+    for a factor."""
+    held_out: dict[float, list[dict]] = {}
+    for v in records.read_patches(record_dir, split="val"):
+        if v["input"].shape[2] != 1:
+            raise ValueError(f"{record_dir}: held-out images of {v['input'].shape[2]} channels; "
+                             f"the evaluation measures Y (records of --channels=1)")
+        held_out.setdefault(v["scale"], []).append(v)
+    if not held_out:
+        raise ValueError(f"{record_dir}: the records hold no held-out images (make records "
+                         f"with --val_fraction or --val_dir)")
+    parts = os.path.normpath(os.path.abspath(record_dir)).split(os.sep)
+    set_name = set_name or f"{'/'.join(parts[-2:])} held-out"
+    results = []
+    for scale, images in sorted(held_out.items()):
+        predictor, rows = predictor_at(scale), []
+        for v in images:
+            sr = predictors.super_resolve_y(predictor, v["input"])
+            hr = imaging.to_uint8(v["label"])
+            rows.append({"set": set_name, "scale": scale, "method": method, "image": v["source"],
+                         "psnr": metrics.psnr(sr, hr, crop_border=imaging.shave(scale)),
+                         "ssim": metrics.ssim(sr, hr, crop_border=imaging.shave(scale))})
+        results.append(Result(set_name, scale, method, float(np.mean([r["psnr"] for r in rows])),
+                              float(np.mean([r["ssim"] for r in rows])), len(rows), rows))
+    return results
 
 
 def colour_sr(path: str, scale: float, sr_y: np.ndarray) -> np.ndarray:

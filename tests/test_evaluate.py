@@ -48,7 +48,8 @@ def test_same_model_same_psnr_as_checkpoint_savedmodel_tflite(tmp_path):
     train_lib.train(train_lib.TrainConfig(record_dir=record_dir, run_dir=str(run),
                                           model=ModelConfig(preset="9-1-5", n1=16, n2=8),
                                           batch_size=16, max_steps=40, val_every=20,
-                                          progress=False, learning_rate=3e-3))
+                                          progress=False, learning_rate=3e-3,
+                                          mixed_precision=""))  # validated in float32
     path = export.export_run(str(run), str(tmp_path / "sm"))
     result = tflite_lib.export_tflite(path, None, None, 3, variants=("fp32",), rounds=1,
                                   latency_size=16)
@@ -64,6 +65,20 @@ def test_same_model_same_psnr_as_checkpoint_savedmodel_tflite(tmp_path):
     assert abs(psnr[str(run)] - psnr[path]) <= 0.01
     assert abs(psnr[str(run)] - psnr[tflite]) <= 0.01
     assert psnr["bicubic"] != psnr[str(run)]
+    # The records' held-out images, measured as the run validated and selected on them.
+    logged = json.loads(open(os.path.join(path, "metadata.json")).read())["val_psnr"]
+    held = {spec: evaluate.evaluate_records(lambda s: predictors.load_predictor(spec)[0],
+                                            record_dir, "m") for spec in (path, tflite)}
+    assert [(r.scale, r.images) for r in held[path]] == [(3, 1)]
+    assert abs(held[path][0].psnr - logged) < 1e-6 and abs(held[tflite][0].psnr - logged) < 0.01
+    r = subprocess.run([sys.executable, "-m", "pipelines.evaluate", f"--model={path}",
+                        f"--sets={record_dir},{test_dir}", f"--out_dir={tmp_path / 'ho'}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = json.loads((tmp_path / "ho" / "results.json").read_text())["results"]
+    assert [(x["set"], x["method"] == "bicubic") for x in rows] == [
+        ("rec/x3 held-out", True), ("rec/x3 held-out", False), ("test", True), ("test", False)]
+    assert abs(rows[1]["psnr"] - logged) < 1e-6
     # A single-scale model is evaluated at its own factor unless --scales says otherwise; a
     # TFLite file inside an export knows it from the export's metadata.
     assert predictors.load_predictor(tflite)[2]["scale"] == 3
@@ -76,6 +91,17 @@ def test_same_model_same_psnr_as_checkpoint_savedmodel_tflite(tmp_path):
         assert {x["scale"] for x in results} == want
         assert ("was trained for x3; also evaluating it at 2,3" in r.stderr) == bool(scales)
         assert ("was trained for" in r.stderr) == bool(scales)
+
+
+def test_records_without_held_out_images_are_named(tmp_path):
+    record_dir = tiny_records(tmp_path, 2, (40, 40), seed=3, num_shards=1, val_fraction=0)
+    with pytest.raises(ValueError, match="hold no held-out images"):
+        evaluate.evaluate_records(lambda s: predictors.bicubic_predictor, record_dir, "bicubic")
+    r = subprocess.run([sys.executable, "-m", "pipelines.evaluate", "--model=bicubic",
+                        f"--sets={record_dir}", f"--out_dir={tmp_path / 'ev'}"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert f"--sets: {record_dir}: the records hold no held-out images" in r.stderr
 
 
 def test_colour_outputs_and_unknown_model(tmp_path):

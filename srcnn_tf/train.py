@@ -212,6 +212,11 @@ class Trainer:
         if self.config.init_from:
             init = runs.warm_start(self.model, self.config.model, self.config.init_from)
             log.info("warm start from %s (x%s)", init["label"], imaging.scale_name(init["scale"]))
+            trains = imaging.scale_list(self.data.manifest["scale"])
+            if len(trains) == 1 and set(imaging.scale_list(init["scale"])) != set(trains):
+                log.warning("%s was trained for x%s; these records are x%s: a start from another "
+                            "factor", init["label"], imaging.scale_name(init["scale"]),
+                            imaging.scale_name(trains))
             return init
         return None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import signal
 import socket
@@ -186,6 +187,17 @@ def test_warm_start_from_a_run_or_an_export_and_its_chain(record_dir, tmp_path):
                                 model=ModelConfig(preset="9-5-5", n1=16, n2=8))
     with pytest.raises(ValueError, match="init_from"):
         train_lib.train(other)
+
+
+def test_a_start_from_another_factor_is_said(record_dir, tmp_path, caplog):
+    first = tmp_path / "x3"
+    train_lib.train(_config(record_dir, first, max_steps=1))
+    x2 = tiny_records(tmp_path / "x2data", 2, (90, 96), seed=11, num_shards=1, scale=2,
+                      val_fraction=0.5)
+    with caplog.at_level(logging.WARNING, logger="srcnn_tf.train"):
+        train_lib.train(_config(x2, tmp_path / "x2", max_steps=1, init_from=str(first)))
+    assert "x3 was trained for x3; these records are x2: a start from another factor" in \
+        caplog.text
 
 
 def test_make_train_keeps_the_records_a_user_built(tmp_path):

@@ -55,7 +55,7 @@ def conv_layers(model: keras.Model) -> list[keras.layers.Conv2D]:
 
 
 def pad_for_valid(images: tf.Tensor, border: int) -> tf.Tensor:
-    """Edge-replicates `border` pixels on each side (the paper's test code), so a 'valid' model
+    """Edge-replicates `border` pixels on each side, so a 'valid' model
     returns an image of the input's size. images: (B, H, W, C).
 
     Built from slices, tiles and concats only (no index arithmetic), which every TFLite

@@ -147,11 +147,16 @@ def write_training_curve(run_dir: str, csv_path: str) -> None:
 def default_models_dir() -> str:
     """`saved_models` in the working directory when it holds this project's models (a checkout;
     a folder of that common name with other models in it does not count), else the shipped
-    models that `pip install` put under <prefix>/share/srcnn-tf/saved_models."""
-    if os.path.isdir("saved_models") and any(
-            name.startswith(("srcnn_", "sc_")) for name in os.listdir("saved_models")):
-        return "saved_models"
-    return os.path.join(sys.prefix, "share", "srcnn-tf", "saved_models")
+    models that `pip install` put under <prefix>/share/srcnn-tf/saved_models, else (an editable
+    install, `pip install -e`, which installs no data files) those of the checkout it runs from."""
+    def ours(folder: str) -> bool:
+        return os.path.isdir(folder) and any(
+            name.startswith(("srcnn_", "sc_")) for name in os.listdir(folder))
+
+    installed = os.path.join(sys.prefix, "share", "srcnn-tf", "saved_models")
+    checkout = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "saved_models")
+    return next((f for f in ("saved_models", installed, checkout) if ours(f)), installed)
 
 
 def latest_multiscale(root: str) -> str:

@@ -402,12 +402,21 @@ def test_make_upscale_pipeline_any_mode(trained, tmp_path, mode):
 
 
 def test_default_models_are_a_checkout_s_or_the_installed_ones(tmp_path, monkeypatch):
-    installed = os.path.join(sys.prefix, "share", "srcnn-tf", "saved_models")
-    monkeypatch.chdir(tmp_path)
-    assert export.default_models_dir() == installed  # no saved_models here
-    (tmp_path / "saved_models" / "my_keras_model" / "1").mkdir(parents=True)
+    prefix = tmp_path / "prefix"
+    installed = os.path.join(prefix, "share", "srcnn-tf", "saved_models")
+    monkeypatch.setattr(sys, "prefix", str(prefix))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    # Nothing here and nothing installed: the checkout the code runs from (pip install -e).
+    assert export.default_models_dir() == str(ROOT / "saved_models")
+    monkeypatch.setattr(export, "__file__", str(tmp_path / "site" / "srcnn_tf" / "export.py"))
+    assert export.default_models_dir() == installed  # neither: the path the error names
+    os.makedirs(os.path.join(installed, "srcnn_x3"))
+    assert export.default_models_dir() == installed  # pip install: the shipped models
+    (work / "saved_models" / "my_keras_model" / "1").mkdir(parents=True)
     assert export.default_models_dir() == installed  # someone else's models: not ours
-    (tmp_path / "saved_models" / "srcnn_x3").mkdir()
+    (work / "saved_models" / "srcnn_x3").mkdir()
     assert export.default_models_dir() == "saved_models"  # a checkout's
 
 

@@ -108,6 +108,26 @@ def test_stream_is_the_epochs_one_after_another(record_dir, cache):
     assert not np.array_equal(got[spe - 2][0], got[2 * spe - 2][0])  # epochs are reshuffled
 
 
+def test_cached_epochs_are_a_permutation_of_all_patches(tmp_path):
+    """Records hold each image's patches together; a cached epoch draws every batch from the
+    whole set (whatever the shuffle buffer), the streamed one only from the buffer's window."""
+    from srcnn_tf import records
+
+    record_dir = tiny_records(tmp_path, 6, (120, 130), seed=20, num_shards=1, val_fraction=0)
+    source = {p["input"].tobytes(): p["source"] for p in records.read_patches(record_dir)}
+
+    def images_per_batch(cache):
+        data = data_lib.TrainData(record_dir, 16, cache=cache, shuffle_buffer=8, seed=3)
+        batches = [x for x, _ in _collect(data.epoch(0))]
+        seen = [source[x.tobytes()] for b in batches for x in b]
+        return np.median([len(set(seen[i:i + 16])) for i in range(0, len(seen), 16)]), seen
+
+    mixed, seen = images_per_batch(True)
+    assert mixed >= 5  # of 6 images (uniform draws of 16: 5.8 on average)
+    streamed, _ = images_per_batch(False)
+    assert streamed <= 2
+
+
 def test_cache_and_files_give_the_same_patches(record_dir):
     def multiset(cache):
         batches = _collect(data_lib.TrainData(record_dir, 1, cache=cache, seed=1,

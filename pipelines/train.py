@@ -65,7 +65,9 @@ _MAX_MINUTES = flags.DEFINE_float("max_minutes", None, "Wall-clock budget (0: no
                                   f"{DEFAULT_MINUTES:g} when neither --epochs nor --max_steps "
                                   "is given, else none.", lower_bound=0.0)
 _AUGMENT = flags.DEFINE_bool("augment", False, "Random flips/rot90 on the fly.")
-_CACHE = flags.DEFINE_bool("cache", _T.cache, "Keep the serialised records in memory.")
+_CACHE = flags.DEFINE_bool("cache", _T.cache, "Keep the serialised records in memory and draw "
+                           "each epoch as a permutation of all patches (--nocache: a shuffle "
+                           "buffer over the stored order, which keeps each image together).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed for init, shuffling and augmentation.")
 _DETERMINISTIC = flags.DEFINE_bool("deterministic", False, "Deterministic data order.")
 _VAL_EVERY = flags.DEFINE_integer("val_every", _T.val_every, "Validate every N steps.",

@@ -51,8 +51,8 @@ class TrainConfig:
     max_minutes: float = 0.0  # 0: no wall-clock budget
     augment: bool = False
     blind_fraction: float = 0.15  # scale_input models: examples trained without their factor
-    shuffle_buffer: int = 16384
-    cache: bool = True
+    shuffle_buffer: int = 16384  # patches; only without `cache`
+    cache: bool = True  # in memory, each epoch a permutation of all patches
     seed: int = 0
     deterministic: bool = False
     val_every: int = 500

@@ -96,7 +96,7 @@ def evaluate_folder(predictor: Predictor, folder: str, scale: float, method: str
 
 def is_records(folder: str) -> bool:
     """Whether `folder` is a records folder (make records' output: a manifest.json)."""
-    return os.path.isfile(os.path.join(folder, "manifest.json"))
+    return os.path.isfile(os.path.join(folder, records.MANIFEST))
 
 
 def evaluate_records(predictor_at: Callable[[float], Predictor], record_dir: str, method: str,

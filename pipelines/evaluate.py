@@ -64,11 +64,11 @@ def _evaluate(predictor, folder: str, scale: float, name: str,
 
 def _evaluate_records(at, record_dir: str, name: str) -> list[evaluate.Result]:
     """Bicubic and the model on the records' held-out images (each factor they hold)."""
+    methods = {"bicubic": lambda s: predictors.bicubic_predictor}
+    if name != "bicubic":
+        methods[name] = at
     try:
-        results = evaluate.evaluate_records(lambda s: predictors.bicubic_predictor, record_dir,
-                                            "bicubic")
-        if name != "bicubic":
-            results += evaluate.evaluate_records(at, record_dir, name)
+        results = evaluate.evaluate_records(methods, record_dir)
     except (OSError, ValueError) as e:
         fail(f"--sets: {e}")
     logging.info("%s (held-out images) done", record_dir)
@@ -102,6 +102,13 @@ def _record_scales() -> list[float]:
     return sorted(set(out))
 
 
+def _asked(scales: list[float], held_out: list[float]) -> list[float]:
+    """The factors to build predictors for: `scales` when --sets has image folders, and the
+    records folders' own."""
+    folders = [f for f in _SETS.value if not evaluate.is_records(f)]
+    return sorted({*(scales if folders else ()), *held_out})
+
+
 def _sc_predictors(scales: list[float]) -> dict[float, predictors.Predictor]:
     models_dir = _MODELS_DIR.value or export.default_models_dir()
     learned_at = 2 if _SC_DICTIONARY.value == "x2" else None
@@ -123,11 +130,11 @@ def main(argv: list[str]) -> None:
     scales = given or [2, 3, 4]
     held_out = _record_scales()
     if _MODEL.value == "sc":
-        fractional = [s for s in {*scales, *held_out} if not isinstance(s, int)]
+        fractional = [s for s in _asked(scales, held_out) if not isinstance(s, int)]
         if fractional:
             fail(f"--scales: the sparse-coding baseline runs at integer factors only, got "
                  f"{imaging.scale_name(fractional)}")
-        per_scale, info = _sc_predictors(sorted({*scales, *held_out})), {}
+        per_scale, info = _sc_predictors(_asked(scales, held_out)), {}
         name = "sc" if _SC_DICTIONARY.value == "x2" else "sc (per-scale dictionary)"
     else:
         try:
@@ -137,7 +144,7 @@ def main(argv: list[str]) -> None:
         trained = imaging.scale_list(info["scale"]) if info.get("scale") else ()
         if given is None and len(trained) == 1:
             scales = list(trained)  # a single-scale model: its own factor unless told
-        asked = sorted({*scales, *held_out})
+        asked = _asked(scales, held_out)
         if len(trained) == 1 and any(s not in trained for s in asked):
             logging.warning("%s was trained for x%s; also evaluating it at %s", name,
                             imaging.scale_name(trained), imaging.scale_name(asked))

@@ -74,12 +74,7 @@ def evaluate_folder(predictor: Predictor, folder: str, scale: float, method: str
             skipped.append(str(e))
             continue
         sr = predictors.super_resolve_y(predictor, inp)
-        per_image.append({
-            "set": set_name, "scale": scale, "method": method,
-            "image": os.path.relpath(path, folder),
-            "psnr": metrics.psnr(sr, hr, crop_border=imaging.shave(scale)),
-            "ssim": metrics.ssim(sr, hr, crop_border=imaging.shave(scale)),
-        })
+        per_image.append(_score(set_name, scale, method, os.path.relpath(path, folder), sr, hr))
         if save_dir:
             os.makedirs(save_dir, exist_ok=True)
             name = os.path.splitext(os.path.basename(path))[0]
@@ -89,9 +84,23 @@ def evaluate_folder(predictor: Predictor, folder: str, scale: float, method: str
     if not per_image:
         raise ValueError(f"{folder}: no image could be evaluated at "
                          f"x{imaging.scale_label(scale)}: " + "; ".join(skipped))
-    return Result(set_name, scale, method, float(np.mean([r["psnr"] for r in per_image])),
-                  float(np.mean([r["ssim"] for r in per_image])), len(per_image), per_image,
-                  skipped)
+    return _result(set_name, scale, method, per_image, skipped)
+
+
+def _score(set_name: str, scale: float, method: str, image: str, sr: np.ndarray,
+           hr: np.ndarray) -> dict:
+    """One image's row: PSNR / SSIM of uint8 Y `sr` against `hr`, `scale`'s shave."""
+    shave = imaging.shave(scale)
+    return {"set": set_name, "scale": scale, "method": method, "image": image,
+            "psnr": metrics.psnr(sr, hr, crop_border=shave),
+            "ssim": metrics.ssim(sr, hr, crop_border=shave)}
+
+
+def _result(set_name: str, scale: float, method: str, rows: list[dict],
+            skipped: Sequence[str] = ()) -> Result:
+    """The mean of per-image rows (`_score`)."""
+    return Result(set_name, scale, method, float(np.mean([r["psnr"] for r in rows])),
+                  float(np.mean([r["ssim"] for r in rows])), len(rows), rows, list(skipped))
 
 
 def is_records(folder: str) -> bool:
@@ -99,12 +108,12 @@ def is_records(folder: str) -> bool:
     return os.path.isfile(os.path.join(folder, records.MANIFEST))
 
 
-def evaluate_records(predictor_at: Callable[[float], Predictor], record_dir: str, method: str,
+def evaluate_records(methods: dict[str, Callable[[float], Predictor]], record_dir: str,
                      set_name: str | None = None) -> list[Result]:
-    """Mean PSNR/SSIM over the held-out whole images of a records folder, one Result per factor
-    they hold: the images training validates on and selects by, so an export, a TFLite file or
-    bicubic is measured as the run's `val_psnr` was. `predictor_at(scale)` gives the predictor
-    for a factor."""
+    """Mean PSNR/SSIM over the held-out whole images of a records folder: for each factor they
+    hold, one Result per method of `methods` ({name: the predictor for a factor}), the images
+    read once. They are the images training validates on and selects by, so an export, a
+    TFLite file or bicubic is measured as the run's `val_psnr` was."""
     held_out: dict[float, list[dict]] = {}
     for v in records.read_patches(record_dir, split="val"):
         if v["input"].shape[2] != 1:
@@ -118,15 +127,12 @@ def evaluate_records(predictor_at: Callable[[float], Predictor], record_dir: str
     set_name = set_name or f"{'/'.join(parts[-2:])} held-out"
     results = []
     for scale, images in sorted(held_out.items()):
-        predictor, rows = predictor_at(scale), []
-        for v in images:
-            sr = predictors.super_resolve_y(predictor, v["input"])
-            hr = imaging.to_uint8(v["label"])
-            rows.append({"set": set_name, "scale": scale, "method": method, "image": v["source"],
-                         "psnr": metrics.psnr(sr, hr, crop_border=imaging.shave(scale)),
-                         "ssim": metrics.ssim(sr, hr, crop_border=imaging.shave(scale))})
-        results.append(Result(set_name, scale, method, float(np.mean([r["psnr"] for r in rows])),
-                              float(np.mean([r["ssim"] for r in rows])), len(rows), rows))
+        for method, predictor_at in methods.items():
+            predictor = predictor_at(scale)
+            results.append(_result(set_name, scale, method, [
+                _score(set_name, scale, method, v["source"],
+                       predictors.super_resolve_y(predictor, v["input"]),
+                       imaging.to_uint8(v["label"])) for v in images]))
     return results
 
 

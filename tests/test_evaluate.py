@@ -67,8 +67,9 @@ def test_same_model_same_psnr_as_checkpoint_savedmodel_tflite(tmp_path):
     assert psnr["bicubic"] != psnr[str(run)]
     # The records' held-out images, measured as the run validated and selected on them.
     logged = json.loads(open(os.path.join(path, "metadata.json")).read())["val_psnr"]
-    held = {spec: evaluate.evaluate_records(lambda s: predictors.load_predictor(spec)[0],
-                                            record_dir, "m") for spec in (path, tflite)}
+    runners = {spec: predictors.load_predictor(spec)[0] for spec in (path, tflite)}
+    held = {r.method: [r] for r in evaluate.evaluate_records(
+        {spec: (lambda s, p=p: p) for spec, p in runners.items()}, record_dir)}
     assert [(r.scale, r.images) for r in held[path]] == [(3, 1)]
     assert abs(held[path][0].psnr - logged) < 1e-6 and abs(held[tflite][0].psnr - logged) < 0.01
     r = subprocess.run([sys.executable, "-m", "pipelines.evaluate", f"--model={path}",
@@ -96,7 +97,7 @@ def test_same_model_same_psnr_as_checkpoint_savedmodel_tflite(tmp_path):
 def test_records_without_held_out_images_are_named(tmp_path):
     record_dir = tiny_records(tmp_path, 2, (40, 40), seed=3, num_shards=1, val_fraction=0)
     with pytest.raises(ValueError, match="hold no held-out images"):
-        evaluate.evaluate_records(lambda s: predictors.bicubic_predictor, record_dir, "bicubic")
+        evaluate.evaluate_records({"bicubic": lambda s: predictors.bicubic_predictor}, record_dir)
     r = subprocess.run([sys.executable, "-m", "pipelines.evaluate", "--model=bicubic",
                         f"--sets={record_dir}", f"--out_dir={tmp_path / 'ev'}"], cwd=ROOT,
                        capture_output=True, text=True, timeout=300)

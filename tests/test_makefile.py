@@ -10,8 +10,8 @@ import pytest
 from conftest import ROOT
 
 
-def _make_n(*args: str, cwd=ROOT) -> str:
-    out = subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=cwd,
+def _make_n(*args: str) -> str:
+    out = subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=ROOT,
                          capture_output=True, text=True, check=True)
     return out.stdout
 
@@ -43,13 +43,13 @@ def test_every_advertised_variable_reaches_the_command(target, variable):
         f"make {target} {variable}=... is advertised by `make help` but never used")
 
 
-def _venv(tmp_path, dist: str | None):
+def _venv(tmp_path, dist: str):
+    """A venv that holds `dist` (tensorflow_cpu or tensorflow), installed by make."""
     venv = tmp_path / "venv"
     site = venv / "lib" / "python3.11" / "site-packages"
     site.mkdir(parents=True)
-    if dist:
-        (site / f"{dist}-2.21.0.dist-info").mkdir()
-        (venv / f".installed-{'cpu' if dist == 'tensorflow_cpu' else 'gpu'}").touch()
+    (site / f"{dist}-2.21.0.dist-info").mkdir()
+    (venv / f".installed-{'cpu' if dist == 'tensorflow_cpu' else 'gpu'}").touch()
     return venv
 
 

@@ -33,6 +33,7 @@ MINUTES ?= 20
 given    = $(filter command line environment override,$(origin $(1)))
 SET     ?= $(firstword $(wildcard ../shared/data/Set14) $(EVAL))
 EXTRA_DATA ?=
+RECORDS ?=
 INIT    ?=
 comma := ,
 space := $(empty) $(empty)
@@ -65,14 +66,17 @@ records: $(INSTALLED)
 	$(PY) -m pipelines.make_records --scale=$(SCALE) --out_dir=$(RECORDS_OUT) \
 		--workers=$(WORKERS) $(if $(DATA),--input_dir=$(DATA)) $(if $(TFDS),--tfds_name=$(TFDS)) $(ARGS)
 
-## make train SCALE=3 [MODEL=9-5-5 EPOCHS=.. DATA=a,b RUN=runs/x3 INIT=saved_models/srcnn_x3 GPU=1 TRAIN_ARGS=..]   15 minutes unless EPOCHS or a --max_steps/--max_minutes is given
+## make train SCALE=3 [MODEL=9-5-5 EPOCHS=.. DATA=a,b RUN=runs/x3 INIT=saved_models/srcnn_x3 RECORDS=dir GPU=1 TRAIN_ARGS=..]   15 minutes unless EPOCHS or a --max_steps/--max_minutes is given
 # Records are (re)built only when DATA/TFDS is given or none exist: records a user built are
-# never replaced by the default photographs.
+# never replaced by the default photographs. RECORDS names existing records (any folder).
+TRAIN_RECORDS = $(if $(RECORDS),$(RECORDS),$(RECORDS_OUT)/x$(SCALE))
 train: $(INSTALLED)
-	$(if $(or $(DATA),$(TFDS)),$(MAKE) --no-print-directory records,$(if \
+	$(if $(and $(RECORDS),$(or $(DATA),$(TFDS))),$(error make train: RECORDS=$(RECORDS) trains on \
+		existing records and DATA/TFDS builds new ones under OUT; give one of them))
+	$(if $(RECORDS),,$(if $(or $(DATA),$(TFDS)),$(MAKE) --no-print-directory records,$(if \
 		$(wildcard $(RECORDS_OUT)/x$(SCALE)/manifest.json),@echo "training on the existing \
-		records in $(RECORDS_OUT)/x$(SCALE) (DATA=... rebuilds them)",$(MAKE) --no-print-directory records))
-	$(PY) -m pipelines.train --records=$(RECORDS_OUT)/x$(SCALE) --run_dir=$(RUN) --scale=$(SCALE) \
+		records in $(RECORDS_OUT)/x$(SCALE) (DATA=... rebuilds them)",$(MAKE) --no-print-directory records)))
+	$(PY) -m pipelines.train --records=$(TRAIN_RECORDS) --run_dir=$(RUN) --scale=$(SCALE) \
 		--model=$(MODEL) $(if $(EPOCHS),--epochs=$(EPOCHS)) $(if $(INIT),--init_from=$(INIT)) $(TRAIN_ARGS)
 
 ## make jax-bundle RECORDS=tfrecords/x3 [INIT=saved_models/srcnn_x3/1,.. OUT=bundle]   image pack + warm-start weights for a JAX machine
@@ -97,7 +101,6 @@ export: $(INSTALLED)
 
 ## make tflite SCALE=3 [SETS=d1,d2 RUN=runs/x3 RECORDS=dir MODEL=saved_models/srcnn_multiscale]   TFLite variants + report.md beside the newest SavedModel
 # int8 calibrates on RECORDS, else on the records of RUN, else on tfrecords/x$(SCALE).
-RECORDS ?=
 tflite: $(INSTALLED)
 	$(PY) -m pipelines.tflite --scale=$(SCALE) --models_dir=$(MODELS) \
 		$(if $(RECORDS),--records=$(RECORDS),$(if $(or $(call given,RUN),$(wildcard \

@@ -71,3 +71,14 @@ def test_gpu_venv_stays_gpu_unless_told(tmp_path):
 def test_new_venv_gets_the_cpu_build(tmp_path):
     out = _make_n("install", f"VENV={tmp_path / 'fresh'}")
     assert '".[cpu,dev]"' in out and "tensorflow-cpu" not in out
+
+
+def test_train_on_named_records_builds_none():
+    out = _make_n("train", "RECORDS=tfrecords/mine/x3")
+    assert "--records=tfrecords/mine/x3 " in out and "make_records" not in out
+
+
+def test_train_refuses_records_and_data_together():
+    out = subprocess.run(["make", "-n", "train", "RECORDS=tfrecords/mine/x3", "DATA=photos"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode != 0 and "RECORDS=tfrecords/mine/x3" in out.stderr

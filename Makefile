@@ -41,7 +41,7 @@ space := $(empty) $(empty)
 RECORDS_OUT := $(if $(OUT),$(OUT),tfrecords)
 RECORDS_DIR := tfrecords/x$(SCALE)
 
-.PHONY: install records train jax-bundle train-jax export tflite upscale evaluate sc-dictionary psnr-time figures ablation test bench bench-records bench-train bench-epochs bench-infer clean help
+.PHONY: install records train jax-bundle train-jax export tflite upscale evaluate sc-dictionary psnr-time figures ablation test bench bench-records bench-train bench-epochs bench-cache bench-infer clean help
 
 help:
 	@sed -n 's/^## //p' $(firstword $(MAKEFILE_LIST))
@@ -158,11 +158,15 @@ bench-train: $(INSTALLED)
 bench-epochs: $(INSTALLED)
 	$(PY) -m benchmarks.bench_epochs $(ARGS)
 
+## make bench-cache                the trainer's in-memory records: load seconds and resident MB vs a Python list
+bench-cache: $(INSTALLED)
+	$(PY) -m benchmarks.bench_cache $(ARGS)
+
 ## make bench-infer                megapixels/s: Keras, SavedModel, TFLite variants (512x512)
 bench-infer: $(INSTALLED)
 	$(PY) -m benchmarks.bench_infer $(ARGS)
 
-bench: bench-records bench-train bench-epochs bench-infer
+bench: bench-records bench-train bench-epochs bench-cache bench-infer
 
 clean:
 	rm -rf tfrecords runs build *.egg-info

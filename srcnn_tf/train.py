@@ -138,6 +138,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, precision: str) -> None:
         self.config, self.precision = config, precision
+        self._iterator = None  # the training batches while the loop runs (see _loop)
         self.strategy = make_strategy(config.devices)
         self.chief = is_chief(self.strategy)
         path = config.run_dir
@@ -351,7 +352,9 @@ class Trainer:
             self.log_event(float(np.mean(window or [last_loss])), float("nan"), clock.minutes(),
                            validate=True)
         self.save(clock.seconds())
-        return self._write_summary(clock.minutes(), last_loss)
+        summary = self._write_summary(clock.minutes(), last_loss)
+        self._iterator = None
+        return summary
 
     def _done(self, clock: Clock) -> bool:
         c = self.config
@@ -367,7 +370,11 @@ class Trainer:
         if self._done(clock):
             return last_loss, window, validate
         epoch, done = divmod(int(self.step.numpy()), spe)
-        for batch in self.strategy.experimental_distribute_dataset(self.data.stream(epoch, done)):
+        # Held until the run's last checkpoint and summary are written: dropping the iterator
+        # can block on tf.data's autotuning thread (21-52 s seen, now and then).
+        self._iterator = iter(self.strategy.experimental_distribute_dataset(
+            self.data.stream(epoch, done)))
+        for batch in self._iterator:
             if self.time_fraction is not None:
                 self.time_fraction.assign(clock.minutes() / c.max_minutes)
             last_loss = float(self.train_step(batch))

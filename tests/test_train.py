@@ -56,6 +56,37 @@ def test_a_few_steps_lower_the_loss(record_dir, tmp_path):
         assert (tmp_path / "run" / name).exists()
 
 
+def test_the_last_checkpoint_and_summary_come_before_the_batches_are_dropped(
+        record_dir, tmp_path, monkeypatch):
+    """Dropping tf.data's iterator can block for tens of seconds (its autotuning thread): the
+    run's results are written first, with the minutes of the steps alone."""
+    events = []
+
+    class Batches:  # the distributed dataset's iterator, noting when it is dropped
+        def __init__(self, it):
+            self.it = it
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            return next(self.it)
+
+        def __del__(self):
+            events.append("dropped")
+
+    trainer = train_lib.Trainer(_config(record_dir, tmp_path / "run"), "")
+    distribute = trainer.strategy.experimental_distribute_dataset
+    monkeypatch.setattr(trainer.strategy, "experimental_distribute_dataset",
+                        lambda ds: Batches(iter(distribute(ds))))
+    save, write_summary = trainer.save, trainer.run_dir.write_summary
+    monkeypatch.setattr(trainer, "save", lambda *a: (save(*a), events.append("saved")))
+    monkeypatch.setattr(trainer.run_dir, "write_summary",
+                        lambda *a: (write_summary(*a), events.append("summary")))
+    trainer.run()
+    assert events[-3:] == ["saved", "summary", "dropped"]
+
+
 def test_tensorboard_gets_the_scalars(record_dir, tmp_path):
     from tensorboard.backend.event_processing import event_accumulator
 

@@ -22,7 +22,7 @@ from benchmarks.common import median_ratio, save
 _CHILD = """
 import json, resource, sys, time
 import tensorflow as tf
-from srcnn_tf import data, records
+from srcnn_tf import data
 
 def rss_mb():
     return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
@@ -32,9 +32,8 @@ base, start = rss_mb(), time.perf_counter()
 if mode == "tf.data batch":
     cached = data.TrainData(record_dir, 128, cache=True, verify=False)._cached
 else:
-    files = data.TrainData(record_dir, 128, verify=False).files
-    compression = records.load_manifest(record_dir)["compression"]
-    raw = tf.data.TFRecordDataset(files, compression_type=compression)
+    d = data.TrainData(record_dir, 128, verify=False)
+    raw = tf.data.TFRecordDataset(d.files, compression_type=d.geometry.compression)
     cached = tf.constant(list(raw.as_numpy_iterator()))
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "resident_mb": rss_mb() - base,

@@ -146,7 +146,8 @@ class TrainData:
         if cache:
             raw = tf.data.TFRecordDataset(self.files, compression_type=self.geometry.compression)
             # One batch of everything, built in C++: through a list of Python bytes the load
-            # took 2.7x as long and the process kept twice the records' size resident.
+            # took 6.2x as long and the process kept twice the records' size resident
+            # (make bench-cache).
             self._cached = raw.batch(_WHOLE).get_single_element()
 
     def epoch(self, epoch: int, skip_batches: int = 0) -> tf.data.Dataset:

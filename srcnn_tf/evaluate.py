@@ -114,12 +114,13 @@ def evaluate_records(methods: dict[str, Callable[[float], Predictor]], record_di
     hold, one Result per method of `methods` ({name: the predictor for a factor}), the images
     read once. They are the images training validates on and selects by, so an export, a
     TFLite file or bicubic is measured as the run's `val_psnr` was."""
-    held_out: dict[float, list[dict]] = {}
+    held_out: dict[float, list[tuple[str, np.ndarray, np.ndarray]]] = {}  # (id, input, hr)
     for v in records.read_patches(record_dir, split="val"):
         if v["input"].shape[2] != 1:
             raise ValueError(f"{record_dir}: held-out images of {v['input'].shape[2]} channels; "
                              f"the evaluation measures Y (records of --channels=1)")
-        held_out.setdefault(v["scale"], []).append(v)
+        held_out.setdefault(v["scale"], []).append(
+            (v["source"], v["input"], imaging.to_uint8(v["label"])))
     if not held_out:
         raise ValueError(f"{record_dir}: the records hold no held-out images (make records "
                          f"with --val_fraction or --val_dir)")
@@ -130,9 +131,8 @@ def evaluate_records(methods: dict[str, Callable[[float], Predictor]], record_di
         for method, predictor_at in methods.items():
             predictor = predictor_at(scale)
             results.append(_result(set_name, scale, method, [
-                _score(set_name, scale, method, v["source"],
-                       predictors.super_resolve_y(predictor, v["input"]),
-                       imaging.to_uint8(v["label"])) for v in images]))
+                _score(set_name, scale, method, source, predictors.super_resolve_y(predictor, inp),
+                       hr) for source, inp, hr in images]))
     return results
 
 

@@ -48,6 +48,10 @@ _LR_MULT = flags.DEFINE_list("lr_multipliers", None,
                              "Per-layer learning-rate multipliers, 3 values (default 1,1,0.1).")
 _SCHEDULE = flags.DEFINE_enum("schedule", None, ["constant", "cosine", "step"],
                               "Learning-rate schedule (recipe default).")
+_WARMUP = flags.DEFINE_integer(
+    "warmup_steps", _T.warmup_steps, "Raise the learning rate linearly from 0 over the first N "
+    "steps (0: none): for warm starts, whose fresh Adam moments otherwise move a converged "
+    "model off its optimum.", lower_bound=0)
 _BATCH = flags.DEFINE_integer("batch_size", _T.batch_size, "Global batch size.", lower_bound=1)
 # Without --epochs, --max_steps or --max_minutes a run trains for DEFAULT_MINUTES, its schedule
 # decaying over them: measured to pass the ECCV x3 result on T91 in 15 CPU minutes (README,
@@ -157,7 +161,7 @@ def config_from_flags() -> train_lib.TrainConfig:
                               padding=_PADDING.value, scale_input=_scale_input()),
         blind_fraction=_BLIND.value,
         scale=parse_scales(_SCALE.value, "scale") if _SCALE.value else None,
-        batch_size=_BATCH.value, epochs=epochs,
+        batch_size=_BATCH.value, warmup_steps=_WARMUP.value, epochs=epochs,
         max_steps=_MAX_STEPS.value, max_minutes=max_minutes, augment=_AUGMENT.value,
         cache=_CACHE.value, seed=_SEED.value, deterministic=_DETERMINISTIC.value,
         val_every=_VAL_EVERY.value, checkpoint_every=_CKPT_EVERY.value,

@@ -12,19 +12,30 @@ from srcnn_tf.model import conv_layers
 
 
 class Schedule(keras.optimizers.schedules.LearningRateSchedule):
-    """constant / cosine (to 1 %) / step decay over `total_steps`, times a layer multiplier.
+    """constant / cosine (to 1 %) / step decay over `total_steps`, times a layer multiplier,
+    times a linear warm-up over the first `warmup_steps` (0: none).
 
-    With `time_fraction` (a variable the trainer keeps at elapsed / budget minutes), cosine and
+    The warm-up is for warm starts: fresh Adam moments make the first updates about lr * sign(g)
+    for every weight, which moves a converged model off its optimum. With `time_fraction` (a variable the trainer keeps at elapsed / budget minutes), cosine and
     the default step decay follow whichever budget, steps or minutes, is further spent: a run
     given 15 minutes ends its schedule at 15 minutes."""
 
     def __init__(self, base: float, kind: str, total_steps: int, step_every: int,
-                 step_factor: float, time_fraction: tf.Variable | None = None) -> None:
+                 step_factor: float, time_fraction: tf.Variable | None = None,
+                 warmup_steps: int = 0) -> None:
         self.base, self.kind, self.total = base, kind, max(1, total_steps)
+        self.warmup_steps = warmup_steps
         self.step_every, self.step_factor = step_every, step_factor
         self.time_fraction = time_fraction
 
     def __call__(self, step: tf.Tensor) -> tf.Tensor:
+        lr = self._decayed(step)
+        if self.warmup_steps:
+            ramp = (tf.cast(step, tf.float32) + 1.0) / self.warmup_steps
+            lr = lr * tf.minimum(1.0, ramp)
+        return lr
+
+    def _decayed(self, step: tf.Tensor) -> tf.Tensor:
         t = tf.cast(step, tf.float32)
         frac = tf.minimum(t / self.total, 1.0)
         if self.time_fraction is not None:
@@ -41,7 +52,8 @@ class Schedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self) -> dict[str, Any]:
         return {"base": self.base, "kind": self.kind, "total_steps": self.total,
-                "step_every": self.step_every, "step_factor": self.step_factor}
+                "step_every": self.step_every, "step_factor": self.step_factor,
+                "warmup_steps": self.warmup_steps}
 
 
 class LossScale:
@@ -75,7 +87,8 @@ def make_optimizers(config: Any, model: keras.Model, total_steps: int,
     out = []
     for mult, variables in groups.items():
         lr = Schedule(config.learning_rate * mult, config.schedule, total_steps,
-                      config.step_every, config.step_factor, time_fraction)
+                      config.step_every, config.step_factor, time_fraction,
+                      config.warmup_steps)
         if config.optimizer == "adam":
             opt = keras.optimizers.Adam(lr)
         else:

@@ -45,6 +45,7 @@ class TrainConfig:
     schedule: str = "cosine"  # "constant", "cosine" (to 1 % at the end), "step"
     step_every: int = 0  # "step": decay every N steps (0: at 50 % and 75 % of training)
     step_factor: float = 0.1
+    warmup_steps: int = 0  # linear warm-up of the learning rate (for warm starts)
     batch_size: int = 128  # global, split over replicas
     epochs: int = 120
     max_steps: int = 0  # 0: epochs * steps_per_epoch
@@ -75,6 +76,7 @@ class TrainConfig:
             "learning_rate": self.learning_rate > 0,
             "blind_fraction": 0 <= self.blind_fraction < 1,
             "batch_size": self.batch_size >= 1,
+            "warmup_steps": self.warmup_steps >= 0,
             "lr_multipliers": len(self.lr_multipliers) == 3 and min(self.lr_multipliers) > 0,
             "epochs": self.epochs >= 1 or self.max_steps >= 1,
             "ema_decay": 0 <= self.ema_decay < 1,

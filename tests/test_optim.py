@@ -1,4 +1,4 @@
-"""Optimiser helpers: the weight average."""
+"""Optimiser helpers: the weight average and the learning-rate schedule."""
 
 from __future__ import annotations
 
@@ -31,3 +31,20 @@ def test_the_average_follows_its_formula_and_resets_to_the_weights():
     for bad in (0.0, 1.0):
         with pytest.raises(ValueError, match="decay"):
             WeightAverage(model, twin, bad)
+
+
+def test_the_warm_up_ramps_the_schedule_linearly_then_leaves_it():
+    import math
+
+    from srcnn_tf.optim import Schedule
+
+    cosine = Schedule(1e-3, "cosine", total_steps=100, step_every=0, step_factor=0.1)
+    warm = Schedule(1e-3, "cosine", total_steps=100, step_every=0, step_factor=0.1,
+                    warmup_steps=10)
+    for step in (0, 4, 9, 10, 50, 99):
+        ramp = min(1.0, (step + 1) / 10)
+        expected = 1e-3 * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * step / 100)))
+        np.testing.assert_allclose(float(cosine(step)), expected, rtol=1e-5)
+        np.testing.assert_allclose(float(warm(step)), ramp * expected, rtol=1e-5)
+    assert float(warm(0)) == pytest.approx(float(cosine(0)) / 10, rel=1e-5)
+    assert warm.get_config()["warmup_steps"] == 10

@@ -220,6 +220,27 @@ def test_warm_start_from_a_run_or_an_export_and_its_chain(record_dir, tmp_path):
         train_lib.train(other)
 
 
+def test_a_warm_up_keeps_a_warm_start_near_its_weights(record_dir, tmp_path):
+    """Adam's first update is about lr * sign(g) for every weight; a warm-up over N steps
+    scales it by 1/N."""
+    first = tmp_path / "first"
+    train_lib.train(_config(record_dir, first, max_steps=10))
+    source, _, _ = runs.load_model(str(first), "best")
+    moved = {}
+    for warmup in (0, 1000):
+        run = tmp_path / f"warm{warmup}"
+        train_lib.train(_config(record_dir, run, max_steps=1, learning_rate=1e-3,
+                                schedule="constant", lr_multipliers=(1.0, 1.0, 1.0),
+                                warmup_steps=warmup, init_from=str(first)))
+        warmed, _, _ = runs.load_model(str(run), "latest")
+        moved[warmup] = max(float(np.abs(a.numpy() - b.numpy()).max())
+                            for a, b in zip(source.weights, warmed.weights))
+    assert moved[0] == pytest.approx(1e-3, rel=0.05)
+    assert moved[1000] == pytest.approx(1e-6, rel=0.05)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        train_lib.train(_config(record_dir, tmp_path / "bad", warmup_steps=-1))
+
+
 def test_a_start_from_another_factor_is_said(record_dir, tmp_path, caplog):
     first = tmp_path / "x3"
     train_lib.train(_config(record_dir, first, max_steps=1))

@@ -3,7 +3,8 @@
 The run directory it writes is described in runs.py. Resume order: (1) the latest checkpoint
 under run_dir/checkpoints restores the model, the optimisers, the step, the epoch position, the
 accumulated wall time and the best PSNR; (2) without one, `init_from` (an exported version or
-another run's best checkpoint) gives the weights, the optimisers starting fresh; (3) else the
+another run's best checkpoint) gives the weights, the optimisers starting fresh, and those
+weights are validated as step 0, the first candidate for best/; (3) else the
 model is initialised from `seed`. The data order of the resumed epoch is replayed from its seed
 and the batches already done are skipped.
 """
@@ -295,13 +296,16 @@ class Trainer:
         self.elapsed.assign(elapsed_seconds)
         self.manager.save(checkpoint_number=int(self.step.numpy()))
 
-    def log_event(self, loss: float, throughput: float, minutes: float, validate: bool) -> None:
+    def log_event(self, loss: float | None, throughput: float | None, minutes: float,
+                  validate: bool) -> None:
         """One metrics.jsonl line and the matching TensorBoard scalars; with `validate`, the
-        validation PSNR, the best checkpoint and the sample images too."""
+        validation PSNR, the best checkpoint and the sample images too. `loss` and `throughput`
+        are None for the warm start's weights, validated before any step."""
         s = int(self.step.numpy())
         record = {"step": s, "epoch": s / self.data.steps_per_epoch, "minutes": minutes,
-                  "loss": loss, "lr": float(self.groups[0][0].learning_rate),
-                  "patches_per_s": throughput}
+                  "lr": float(self.groups[0][0].learning_rate)}
+        if loss is not None:
+            record.update(loss=loss, patches_per_s=throughput)
         if validate and self.val:
             per_scale = self.validate_per_scale()
             record["val_psnr"] = psnr = float(np.mean(list(per_scale.values())))
@@ -330,7 +334,7 @@ class Trainer:
         """The loop: epochs of batches until the step or minute budget; returns the summary."""
         c = self.config
         first_step = int(self.step.numpy())
-        self.run_dir.truncate_metrics(first_step)
+        self.run_dir.truncate_metrics(first_step if first_step else -1)
         val_bicubic = self.validate(predictors.bicubic_predictor) if self.val else None
         if self.chief:
             self.write_config(val_bicubic)
@@ -341,6 +345,10 @@ class Trainer:
                 tf.summary.scalar("val_bicubic_psnr", val_bicubic)
         self.progress = Progress(self.total_steps, first_step, c.progress and self.chief,
                                   c.batch_size)
+        if first_step == 0 and self.init and self.val:
+            # The weights it starts from are step 0's candidate for best/: a stage that only
+            # loses exports them again instead of something worse.
+            self.log_event(None, None, 0.0, validate=True)
         clock = Clock(float(self.elapsed.numpy()))
         try:
             last_loss, window, validated = self._loop(clock)

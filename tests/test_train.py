@@ -241,6 +241,32 @@ def test_a_warm_up_keeps_a_warm_start_near_its_weights(record_dir, tmp_path):
         train_lib.train(_config(record_dir, tmp_path / "bad", warmup_steps=-1))
 
 
+def test_a_warm_start_validates_its_weights_first_and_keeps_them_when_training_loses(
+        record_dir, tmp_path):
+    first = tmp_path / "first"
+    start_psnr = train_lib.train(_config(record_dir, first, max_steps=10))["best_val_psnr"]
+    source, _, _ = runs.load_model(str(first), "best")
+    run = tmp_path / "ruined"  # lr 0.3: every step makes it worse
+    summary = train_lib.train(_config(record_dir, run, max_steps=10, learning_rate=0.3,
+                                      schedule="constant", init_from=str(first)))
+    events = _losses(run)
+    assert events[0]["step"] == 0 and "loss" not in events[0]
+    assert events[0]["val_psnr"] == pytest.approx(start_psnr, abs=1e-6)
+    assert all(e["val_psnr"] < start_psnr for e in events[1:] if "val_psnr" in e)
+    assert summary["best_step"] == 0 and summary["best_val_psnr"] == events[0]["val_psnr"]
+    best, _, _ = runs.load_model(str(run), "best")
+    for a, b in zip(source.weights, best.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    from srcnn_tf import export
+
+    meta = json.loads(open(os.path.join(export.export_run(str(run), str(tmp_path / "models")),
+                                        "metadata.json")).read())
+    assert meta["best_step"] == 0 and meta["training_chain"][-1]["steps"] == 0
+    train_lib.train(_config(record_dir, run, max_steps=20, learning_rate=0.3,
+                            schedule="constant", init_from=str(first)))  # resumed: no new step 0
+    assert [e["step"] for e in _losses(run)].count(0) == 1
+
+
 def test_a_start_from_another_factor_is_said(record_dir, tmp_path, caplog):
     first = tmp_path / "x3"
     train_lib.train(_config(record_dir, first, max_steps=1))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import os
 import sys
 from typing import Any
@@ -24,6 +25,8 @@ from srcnn_tf import chains, imaging, runs
 from srcnn_tf.model import ModelConfig
 from srcnn_tf.runs import model_versions
 from srcnn_tf.signatures import MultiScaleModule, SRModule
+
+log = logging.getLogger("srcnn_tf.export")
 
 
 MULTISCALE_NAME = "srcnn_multiscale"
@@ -88,6 +91,9 @@ def export_run(run_dir: str, out_root: str, version: int | None = None,
     stage = info["chain"][-1]
     run = runs.RunDir(run_dir)
     cfg = run.config()
+    if stage["steps"] == 0 and cfg.get("init"):
+        log.warning("%s: no step beat the weights it started from (%s); the export holds them "
+                    "unchanged", run.name, cfg["init"].get("label"))
     meta: dict[str, Any] = {
         "run": run.name,
         "val_psnr": stage.get("val_psnr"), "best_step": stage["steps"],

@@ -242,7 +242,7 @@ def test_a_warm_up_keeps_a_warm_start_near_its_weights(record_dir, tmp_path):
 
 
 def test_a_warm_start_validates_its_weights_first_and_keeps_them_when_training_loses(
-        record_dir, tmp_path):
+        record_dir, tmp_path, caplog):
     first = tmp_path / "first"
     start_psnr = train_lib.train(_config(record_dir, first, max_steps=10))["best_val_psnr"]
     source, _, _ = runs.load_model(str(first), "best")
@@ -259,8 +259,10 @@ def test_a_warm_start_validates_its_weights_first_and_keeps_them_when_training_l
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     from srcnn_tf import export
 
-    meta = json.loads(open(os.path.join(export.export_run(str(run), str(tmp_path / "models")),
-                                        "metadata.json")).read())
+    with caplog.at_level(logging.WARNING, logger="srcnn_tf.export"):
+        path = export.export_run(str(run), str(tmp_path / "models"))
+    assert "ruined: no step beat the weights it started from (first)" in caplog.text
+    meta = json.loads(open(os.path.join(path, "metadata.json")).read())
     assert meta["best_step"] == 0 and meta["training_chain"][-1]["steps"] == 0
     train_lib.train(_config(record_dir, run, max_steps=20, learning_rate=0.3,
                             schedule="constant", init_from=str(first)))  # resumed: no new step 0

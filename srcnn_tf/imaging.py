@@ -356,6 +356,16 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(matlab_round(np.asarray(x, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
 
 
+def centre_crops(*images: np.ndarray, size: int = 128) -> np.ndarray:
+    """The same centre crop (at most size x size) of each HxWxC image, float [0, 1] or uint8,
+    side by side as one uint8 batch of one (1, s, n * s, C), e.g. bicubic | SR | HR."""
+    h, w = images[-1].shape[:2]
+    s = min(h, w, size)
+    r, c = (h - s) // 2, (w - s) // 2
+    crops = [x if x.dtype == np.uint8 else to_uint8(x) for x in images]
+    return np.concatenate([x[r:r + s, c:c + s] for x in crops], axis=1)[None]
+
+
 def list_images(folder: str | os.PathLike) -> list[str]:
     """Image files under `folder` (recursive), sorted by relative path, by extension."""
     found = []

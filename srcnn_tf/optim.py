@@ -16,9 +16,10 @@ class Schedule(keras.optimizers.schedules.LearningRateSchedule):
     times a linear warm-up over the first `warmup_steps` (0: none).
 
     The warm-up is for warm starts: fresh Adam moments make the first updates about lr * sign(g)
-    for every weight, which moves a converged model off its optimum. With `time_fraction` (a variable the trainer keeps at elapsed / budget minutes), cosine and
-    the default step decay follow whichever budget, steps or minutes, is further spent: a run
-    given 15 minutes ends its schedule at 15 minutes."""
+    for every weight, which moves a converged model off its optimum. With `time_fraction` (a
+    variable the trainer keeps at elapsed / budget minutes), cosine and the default step decay
+    follow whichever budget, steps or minutes, is further spent: a run given 15 minutes ends
+    its schedule at 15 minutes."""
 
     def __init__(self, base: float, kind: str, total_steps: int, step_every: int,
                  step_factor: float, time_fraction: tf.Variable | None = None,

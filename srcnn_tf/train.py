@@ -108,18 +108,6 @@ def make_config(record_dir: str, run_dir: str, recipe: str = "fast",
     return TrainConfig(record_dir=record_dir, run_dir=run_dir, model=model, **fields)
 
 
-def _sample_strip(images, predict) -> np.ndarray:
-    """bicubic | SR | HR centre crops of the first validation image, uint8 (1, h, 3w, C)."""
-    _, inp, hr, scale = images[0]
-    sr = imaging.to_uint8(predict(tf.constant(inp[None]), tf.constant(scale, tf.float32))[0]
-                          .numpy())
-    h, w = hr.shape[:2]
-    s = min(h, w, 128)
-    r, c = (h - s) // 2, (w - s) // 2
-    crops = [imaging.to_uint8(inp)[r:r + s, c:c + s], sr[r:r + s, c:c + s], hr[r:r + s, c:c + s]]
-    return np.concatenate(crops, axis=1)[None]
-
-
 def train(config: TrainConfig) -> dict[str, Any]:
     """Trains (or resumes) the run; returns the summary also written to run_dir/summary.json.
 
@@ -326,8 +314,10 @@ class Trainer:
             for k, v in record.items():
                 if k not in ("step", "epoch") and math.isfinite(v):
                     tf.summary.scalar(k, v)
-            if validate and self.val:
-                tf.summary.image("bicubic_sr_hr", _sample_strip(self.val, self.predict))
+            if validate and self.val:  # bicubic | SR | HR of the first held-out image
+                _, inp, hr, scale = self.val[0]
+                sr = self.predict(tf.constant(inp[None]), tf.constant(scale, tf.float32))[0]
+                tf.summary.image("bicubic_sr_hr", imaging.centre_crops(inp, sr.numpy(), hr))
         self.writer.flush()
 
     def run(self) -> dict[str, Any]:
@@ -345,9 +335,7 @@ class Trainer:
                 tf.summary.scalar("val_bicubic_psnr", val_bicubic)
         self.progress = Progress(self.total_steps, first_step, c.progress and self.chief,
                                   c.batch_size)
-        if first_step == 0 and self.init and self.val:
-            # The weights it starts from are step 0's candidate for best/: a stage that only
-            # loses exports them again instead of something worse.
+        if first_step == 0 and self.init and self.val:  # the start: best/'s first candidate
             self.log_event(None, None, 0.0, validate=True)
         clock = Clock(float(self.elapsed.numpy()))
         try:

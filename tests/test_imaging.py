@@ -251,3 +251,13 @@ def test_bicubic_baseline_reproduces_paper(shared_data, set_name, scale):
     paper_psnr, paper_ssim = PAPER_BICUBIC[(set_name, scale)]
     assert abs(np.mean(psnrs) - paper_psnr) <= 0.01
     assert abs(np.mean(ssims) - paper_ssim) <= (0.0001 if set_name == "Set5" else 0.0015)
+
+
+def test_centre_crops_side_by_side():
+    hr = np.arange(5 * 7 * 1, dtype=np.uint8).reshape(5, 7, 1)
+    sr = np.full((5, 7, 1), 0.5, np.float32)
+    strip = imaging.centre_crops(sr, hr, size=4)
+    assert strip.shape == (1, 4, 8, 1) and strip.dtype == np.uint8
+    np.testing.assert_array_equal(strip[0, :, :4], 128)  # MATLAB's uint8(0.5 * 255) rounds up
+    np.testing.assert_array_equal(strip[0, :, 4:], hr[0:4, 1:5])
+    assert imaging.centre_crops(hr, hr).shape == (1, 5, 10, 1)  # square, at most the image

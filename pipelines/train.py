@@ -68,7 +68,8 @@ _MAX_MINUTES = flags.DEFINE_float("max_minutes", None, "Wall-clock budget (0: no
                                   "cosine or step schedule then decays over it. Default: "
                                   f"{DEFAULT_MINUTES:g} when neither --epochs nor --max_steps "
                                   "is given, else none.", lower_bound=0.0)
-_AUGMENT = flags.DEFINE_bool("augment", False, "Random flips/rot90 on the fly.")
+_AUGMENT = flags.DEFINE_bool("augment", None, "Random flips/rot90 on the fly (recipe default: "
+                             "on for fast, off for paper; --noaugment turns it off).")
 _CACHE = flags.DEFINE_bool("cache", _T.cache, "Keep the serialised records in memory and draw "
                            "each epoch as a permutation of all patches (--nocache: a shuffle "
                            "buffer over the stored order, which keeps each image together).")
@@ -153,7 +154,7 @@ def config_from_flags() -> train_lib.TrainConfig:
     chosen = {
         "optimizer": _OPTIMIZER.value, "learning_rate": _LR.value, "schedule": _SCHEDULE.value,
         "lr_multipliers": tuple(float(v) for v in _LR_MULT.value) if _LR_MULT.value else None,
-        "init": _INIT.value,
+        "init": _INIT.value, "augment": _AUGMENT.value,
     }
     return train_lib.make_config(
         _RECORDS.value, _RUN_DIR.value, _RECIPE.value,
@@ -162,7 +163,7 @@ def config_from_flags() -> train_lib.TrainConfig:
         blind_fraction=_BLIND.value,
         scale=parse_scales(_SCALE.value, "scale") if _SCALE.value else None,
         batch_size=_BATCH.value, warmup_steps=_WARMUP.value, epochs=epochs,
-        max_steps=_MAX_STEPS.value, max_minutes=max_minutes, augment=_AUGMENT.value,
+        max_steps=_MAX_STEPS.value, max_minutes=max_minutes,
         cache=_CACHE.value, seed=_SEED.value, deterministic=_DETERMINISTIC.value,
         val_every=_VAL_EVERY.value, checkpoint_every=_CKPT_EVERY.value,
         log_every=_LOG_EVERY.value, keep_checkpoints=_KEEP.value,

@@ -406,14 +406,19 @@ def test_multi_worker_mirrored_two_local_workers(record_dir, tmp_path):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 6
 
 
-def _budget(*flags_given):
+def _flags_config(fields, *flags_given):
+    """The named TrainConfig fields as `pipelines.train` resolves them from the flags."""
     code = ("import sys; from absl import flags; from pipelines import train as t; "
             "flags.FLAGS(['train', '--records=none', '--run_dir=none', *sys.argv[1:]]); "
-            "c = t.config_from_flags(); print(c.epochs, c.max_minutes, c.max_steps)")
+            f"c = t.config_from_flags(); print(*(getattr(c, f) for f in {fields!r}))")
     r = subprocess.run([sys.executable, "-c", code, *flags_given], cwd=ROOT, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     return r.stdout.split()
+
+
+def _budget(*flags_given):
+    return _flags_config(("epochs", "max_minutes", "max_steps"), *flags_given)
 
 
 def test_default_budget_is_minutes_unless_a_budget_is_given():
@@ -422,3 +427,14 @@ def test_default_budget_is_minutes_unless_a_budget_is_given():
     assert _budget("--max_steps=50") == ["120", "0.0", "50"]
     assert _budget("--max_minutes=3") == ["120", "3.0", "0"]
     assert _budget("--max_minutes=0") == ["120", "0.0", "0"]
+
+
+def test_the_fast_recipe_augments_and_the_paper_recipe_does_not():
+    """Flips/rotations are part of the measured default ("Time to quality"); the flag wins."""
+    assert train_lib.make_config("r", "run").augment
+    assert not train_lib.make_config("r", "run", "paper").augment
+    assert not train_lib.make_config("r", "run", augment=False).augment
+    assert _flags_config(("augment", "optimizer")) == ["True", "adam"]
+    assert _flags_config(("augment",), "--noaugment") == ["False"]
+    assert _flags_config(("augment", "optimizer"), "--recipe=paper") == ["False", "sgd"]
+    assert _flags_config(("augment",), "--recipe=paper", "--augment") == ["True"]

@@ -39,8 +39,8 @@ _BLUR = flags.DEFINE_float("blur_sigma", _D.blur_sigma,
 _AUGMENT = flags.DEFINE_bool("augment", _D.augment,
                              "Add rot90/flip and 0.9..0.6 downscaled copies of each image.")
 _DOWNSCALE = flags.DEFINE_bool("downscale_copies", _D.downscale_copies,
-                               "Add the 0.9..0.6 downscaled copies only (train with --augment "
-                               "for the flips/rotations on the fly).")
+                               "Add the 0.9..0.6 downscaled copies only (make train's default "
+                               "recipe adds the flips/rotations on the fly).")
 _VAL_FRACTION = flags.DEFINE_float("val_fraction", _D.val_fraction,
                                    "Fraction of images held out as whole-image validation.",
                                    lower_bound=0.0, upper_bound=0.9)

@@ -52,6 +52,10 @@ _WARMUP = flags.DEFINE_integer(
     "warmup_steps", _T.warmup_steps, "Raise the learning rate linearly from 0 over the first N "
     "steps (0: none): for warm starts, whose fresh Adam moments otherwise move a converged "
     "model off its optimum.", lower_bound=0)
+_EPSILON = flags.DEFINE_float(
+    "adam_epsilon", _T.adam_epsilon, "Adam's epsilon: Adam moves a weight by about the learning "
+    "rate whatever its gradient's size, and a larger epsilon damps weights whose gradients are "
+    "smaller than it (ReLU filters that barely fire).", lower_bound=0.0)
 _BATCH = flags.DEFINE_integer("batch_size", _T.batch_size, "Global batch size.", lower_bound=1)
 # Without --epochs, --max_steps or --max_minutes a run trains for DEFAULT_MINUTES, its schedule
 # decaying over them: measured to pass the ECCV x3 result on T91 in 15 CPU minutes (README,
@@ -162,7 +166,8 @@ def config_from_flags() -> train_lib.TrainConfig:
                               padding=_PADDING.value, scale_input=_scale_input()),
         blind_fraction=_BLIND.value,
         scale=parse_scales(_SCALE.value, "scale") if _SCALE.value else None,
-        batch_size=_BATCH.value, warmup_steps=_WARMUP.value, epochs=epochs,
+        batch_size=_BATCH.value, warmup_steps=_WARMUP.value, adam_epsilon=_EPSILON.value,
+        epochs=epochs,
         max_steps=_MAX_STEPS.value, max_minutes=max_minutes,
         cache=_CACHE.value, seed=_SEED.value, deterministic=_DETERMINISTIC.value,
         val_every=_VAL_EVERY.value, checkpoint_every=_CKPT_EVERY.value,

@@ -91,7 +91,7 @@ def make_optimizers(config: Any, model: keras.Model, total_steps: int,
                       config.step_every, config.step_factor, time_fraction,
                       config.warmup_steps)
         if config.optimizer == "adam":
-            opt = keras.optimizers.Adam(lr)
+            opt = keras.optimizers.Adam(lr, epsilon=config.adam_epsilon)
         else:
             opt = keras.optimizers.SGD(lr, momentum=0.9)
         opt.build(variables)

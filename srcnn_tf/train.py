@@ -47,6 +47,7 @@ class TrainConfig:
     step_every: int = 0  # "step": decay every N steps (0: at 50 % and 75 % of training)
     step_factor: float = 0.1
     warmup_steps: int = 0  # linear warm-up of the learning rate (for warm starts)
+    adam_epsilon: float = 1e-7  # Keras' default; larger: filters with tiny gradients move less
     batch_size: int = 128  # global, split over replicas
     epochs: int = 120
     max_steps: int = 0  # 0: epochs * steps_per_epoch
@@ -78,6 +79,7 @@ class TrainConfig:
             "blind_fraction": 0 <= self.blind_fraction < 1,
             "batch_size": self.batch_size >= 1,
             "warmup_steps": self.warmup_steps >= 0,
+            "adam_epsilon": self.adam_epsilon > 0,
             "lr_multipliers": len(self.lr_multipliers) == 3 and min(self.lr_multipliers) > 0,
             "epochs": self.epochs >= 1 or self.max_steps >= 1,
             "ema_decay": 0 <= self.ema_decay < 1,

@@ -48,3 +48,34 @@ def test_the_warm_up_ramps_the_schedule_linearly_then_leaves_it():
         np.testing.assert_allclose(float(warm(step)), ramp * expected, rtol=1e-5)
     assert float(warm(0)) == pytest.approx(float(cosine(0)) / 10, rel=1e-5)
     assert warm.get_config()["warmup_steps"] == 10
+
+
+def test_adam_epsilon_reaches_the_optimisers_and_damps_tiny_gradients():
+    import math
+
+    import tensorflow as tf
+
+    from srcnn_tf.optim import make_optimizers
+    from srcnn_tf.train import TrainConfig
+
+    model = build_srcnn(SMALL, seed=0)
+
+    def first_step(epsilon: float, grad_size: float) -> float:
+        config = TrainConfig("r", "d", schedule="constant", adam_epsilon=epsilon)
+        (opt, variables), *_ = make_optimizers(config, model, total_steps=10)
+        assert opt.epsilon == epsilon
+        for v in variables:  # from zero, so float32 rounding of the weights does not blur it
+            v.assign(tf.zeros_like(v))
+        opt.apply([tf.fill(v.shape, grad_size) for v in variables], variables)
+        return float(np.abs(variables[0].numpy()).max())
+
+    def expected(epsilon: float, g: float) -> float:  # Keras Adam's first step, lr 1e-3
+        c = math.sqrt(1 - 0.999)  # sqrt(v) / |g| after one step; m * alpha = c * g * lr
+        return 1e-3 * c * g / (c * g + epsilon)
+
+    for epsilon, g in ((1e-7, 1e-4), (1e-7, 1e-9), (1e-5, 1e-4), (1e-5, 1e-9)):
+        assert first_step(epsilon, g) == pytest.approx(expected(epsilon, g), rel=0.02)
+    # a weight whose gradient is far below epsilon barely moves; one far above moves ~lr
+    assert first_step(1e-5, 1e-9) < 1e-3 * 1e-5 < 0.7e-3 < first_step(1e-7, 1e-4)
+    with pytest.raises(ValueError, match="adam_epsilon"):
+        TrainConfig("r", "d", adam_epsilon=0.0).validate()

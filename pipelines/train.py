@@ -99,14 +99,16 @@ _EMA = flags.DEFINE_float(
     lower_bound=0.0, upper_bound=0.99999)
 _INIT_FROM = flags.DEFINE_string(
     "init_from", None, "Warm start (fine-tuning): a SavedModel version folder "
-    "(saved_models/srcnn_x3/1), a model folder (its newest version) or a run directory; ignored "
-    "when --run_dir already has a checkpoint to resume.")
+    "(saved_models/srcnn_x3/1), a model folder (its newest version), a run directory or a "
+    "weights file (.npz, as make jax-bundle writes); ignored when --run_dir already has a "
+    "checkpoint to resume.")
 
 flags.register_validator(
     "init_from", lambda p: p is None or os.path.exists(os.path.join(p, "config.json"))
-    or os.path.exists(os.path.join(runs.newest_version(p), "saved_model.pb")),
+    or os.path.exists(os.path.join(runs.newest_version(p), "saved_model.pb"))
+    or (p.endswith(".npz") and os.path.isfile(p)),
     message="--init_from must be a SavedModel version folder (with saved_model.pb), a folder of "
-    "them or a run directory (with config.json)")
+    "them, a run directory (with config.json) or a weights file (.npz)")
 
 
 @flags.validator("lr_multipliers", message="--lr_multipliers needs 3 positive numbers")

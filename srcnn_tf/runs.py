@@ -185,7 +185,8 @@ def load_export(path: str) -> tuple[keras.Model, ModelConfig, dict[str, Any]]:
 
 def describe_init(source: str) -> dict[str, Any]:
     """What a warm start reads from `source`: an exported version folder, a model folder (its
-    newest version) or a run directory.
+    newest version), a run directory, or a weights file (.npz, weights.py: what `make
+    jax-bundle` writes and a JAX run keeps).
 
     Returns {"checkpoint": restore path, "model": architecture fields, "scale", "label": a
     machine-independent name ("srcnn_x3/2" or the run's folder name), "chain": the training
@@ -193,13 +194,22 @@ def describe_init(source: str) -> dict[str, Any]:
     naming `source`.
     """
     source = os.path.normpath(source)
+    if os.path.isfile(source) and source.endswith(".npz"):
+        _, info = weights.read_weights(source)
+        missing = [k for k in ("model", "scale", "label") if k not in info]
+        if missing:
+            raise ValueError(f"init_from: {source} does not say what its weights are "
+                             f"(no {', '.join(missing)} in its info)")
+        return {"checkpoint": source, "model": chains.architecture(info["model"]),
+                "scale": info["scale"], "label": info["label"], "chain": info.get("chain", [])}
     if os.path.exists(os.path.join(source, CONFIG)):
         return _describe_run(RunDir(source))
     version = newest_version(source)
     if os.path.exists(os.path.join(version, "saved_model.pb")):
         return _describe_export(version)
     raise FileNotFoundError(f"init_from: {source} is neither an exported version folder "
-                            f"(saved_model.pb), a folder of them, nor a run directory ({CONFIG})")
+                            f"(saved_model.pb), a folder of them, a run directory ({CONFIG}) "
+                            f"nor a weights file (.npz)")
 
 
 def _describe_export(source: str) -> dict[str, Any]:

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from srcnn_tf import chains, runs
+from srcnn_tf import chains, runs, weights
 from srcnn_tf import train as train_lib
-from srcnn_tf.model import ModelConfig, build_srcnn
+from srcnn_tf.model import ModelConfig, build_srcnn, conv_layers
 
 from conftest import ROOT, tiny_records
 
@@ -187,7 +187,12 @@ def test_warm_start_from_a_run_or_an_export_and_its_chain(record_dir, tmp_path):
     train_lib.train(_config(record_dir, first, max_steps=10))
     source, _, _ = runs.load_model(str(first), "best")
     exported = export.export_run(str(first), str(tmp_path / "models"))
-    for init in (str(first), exported):
+    bundled = str(tmp_path / "srcnn_x3-1.npz")  # the weights file make jax-bundle writes
+    info = runs.describe_init(exported)
+    weights.write_weights(bundled, [layer.get_weights() for layer in conv_layers(source)],
+                          {k: v for k, v in info.items() if k != "checkpoint"})
+    assert runs.describe_init(bundled)["chain"] == info["chain"]
+    for init in (str(first), exported, bundled):
         run = tmp_path / f"warm_{os.path.basename(init)}"
         cfg = _config(record_dir, run, max_steps=1, learning_rate=1e-12, schedule="constant")
         train_lib.train(dataclasses.replace(cfg, init_from=init))
@@ -205,6 +210,10 @@ def test_warm_start_from_a_run_or_an_export_and_its_chain(record_dir, tmp_path):
     assert newest["label"] == "srcnn_x3/2" and newest["chain"] == meta["training_chain"]
     with pytest.raises(FileNotFoundError, match="neither an exported version folder"):
         runs.describe_init(str(tmp_path / "models"))
+    anonymous = str(tmp_path / "anonymous.npz")  # weights that do not say what they are
+    weights.write_weights(anonymous, [layer.get_weights() for layer in conv_layers(source)])
+    with pytest.raises(ValueError, match="anonymous.npz does not say what its weights are"):
+        runs.describe_init(anonymous)
     # What upscale/tflite resolve a user's model folder or version folder to.
     assert runs.resolve_export(str(tmp_path / "models" / "srcnn_x3"), "--model") == \
         str(tmp_path / "models" / "srcnn_x3" / "2")
@@ -356,6 +365,11 @@ def test_pipeline_rejects_bad_flags(tmp_path):
                         f"--run_dir={tmp_path}/run"], cwd=ROOT, capture_output=True, text=True,
                        timeout=120)
     assert r.returncode != 0 and "make records" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "pipelines.train", "--records=x",
+                        f"--run_dir={tmp_path}/run", f"--init_from={tmp_path}/gone.npz"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and f"--init_from={tmp_path}/gone.npz" in r.stderr \
+        and "a weights file (.npz)" in r.stderr
 
 
 MIRRORED = """
@@ -363,7 +377,7 @@ import sys, json, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from srcnn_tf import train
-from srcnn_tf.model import ModelConfig, build_srcnn
+from srcnn_tf.model import ModelConfig, build_srcnn, conv_layers
 s = train.train(train.TrainConfig(record_dir=sys.argv[1], run_dir=sys.argv[2],
     model=ModelConfig(preset="9-1-5", n1=16, n2=8), batch_size=16, max_steps=6, val_every=3,
     checkpoint_every=3, progress=False, devices=("/cpu:0", "/cpu:1"),

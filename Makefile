@@ -41,7 +41,7 @@ space := $(empty) $(empty)
 RECORDS_OUT := $(if $(OUT),$(OUT),tfrecords)
 RECORDS_DIR := tfrecords/x$(SCALE)
 
-.PHONY: install records train jax-bundle train-jax export tflite upscale evaluate sc-dictionary psnr-time figures ablation test bench bench-records bench-train bench-epochs bench-cache bench-infer clean help
+.PHONY: install records train jax-bundle revive train-jax export tflite upscale evaluate sc-dictionary psnr-time figures ablation test bench bench-records bench-train bench-epochs bench-cache bench-infer clean help
 
 help:
 	@sed -n 's/^## //p' $(firstword $(MAKEFILE_LIST))
@@ -83,6 +83,11 @@ train: $(INSTALLED)
 jax-bundle: $(INSTALLED)
 	$(PY) -m pipelines.jax_bundle --records=$(if $(RECORDS),$(RECORDS),$(RECORDS_DIR)) --out_dir=$(if $(OUT),$(OUT),bundle) \
 		$(if $(INIT),--init_from=$(INIT)) $(ARGS)
+
+## make revive INIT=saved_models/srcnn_x4 RECORDS=tfrecords/x4 [OUT=bundle]   refill a model's dead filters with copies of live ones (then make train INIT=bundle/srcnn_x4-11+split.npz)
+revive: $(INSTALLED)
+	$(PY) -m pipelines.revive --init_from=$(INIT) --records=$(if $(RECORDS),$(RECORDS),$(RECORDS_DIR)) \
+		--out_dir=$(if $(OUT),$(OUT),bundle) $(ARGS)
 
 ## make train-jax SCALE=3 [PACK=bundle/images.npz RUN=runs/x3_jax INIT=bundle/srcnn_x3-1.npz|runs/x3_jax0 MINUTES=20 TRAIN_ARGS=..]   train where only JAX is (then make export RUN=..)
 # Needs no TensorFlow: the .venv when there is one, else the machine's python3 with jax.

@@ -1,0 +1,88 @@
+"""Which ReLU filters of a trained SRCNN fire, and refilling the dead ones.
+
+Adam moves every weight by about the learning rate whatever the size of its gradient, so a
+filter that fires rarely random-walks until it never fires; it then gets no gradient again. The
+shipped 9-5-5 models leave 16-22 of their 32 mapping filters so. `revive` gives each dead filter
+a noisy copy of a live one of its layer and shares the live filter's outgoing weights among the
+copies (Net2Net's widening, into slots the network already has), so the network computes almost
+the same function and training can pull the copies apart.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from srcnn_tf.model import conv_layers
+
+
+def firing_rates(model: keras.Model, patches: np.ndarray,
+                 batch_size: int = 256) -> list[np.ndarray]:
+    """The fraction of output positions at which each hidden filter is positive.
+
+    patches: (N, H, W, C) float32 in [0, 1], the model's input. Returns one float array per
+    ReLU layer ((n1,), (n2,)), values in [0, 1]; 0: the filter never fires on them (dead).
+    """
+    hidden = conv_layers(model)[:-1]
+    probe = keras.Model(model.input, [layer.output for layer in hidden])
+    counts = [np.zeros(layer.filters) for layer in hidden]
+    positions = [0] * len(hidden)
+    for start in range(0, len(patches), batch_size):
+        for i, out in enumerate(probe(patches[start:start + batch_size], training=False)):
+            counts[i] += (np.asarray(out, np.float32) > 0).sum(axis=(0, 1, 2))
+            positions[i] += int(np.prod(out.shape[:3]))
+    return [count / n for count, n in zip(counts, positions)]
+
+
+def revive(model: keras.Model, patches: np.ndarray, noise: float = 0.01,
+           seed: int = 0) -> list[tuple[int, int]]:
+    """Refills the dead filters of every hidden layer in place (split_into_dead, first layer
+    first, each measured after the one before was refilled). patches: (N, H, W, C) float32 in
+    [0, 1], the training inputs that decide what is dead. Returns per hidden layer (dead
+    before, dead after) on those patches."""
+    rng = np.random.default_rng(seed)
+    layers = conv_layers(model)
+    before = [int((r == 0).sum()) for r in firing_rates(model, patches)]
+    for i in range(len(layers) - 1):
+        rates = firing_rates(model, patches)[i]
+        (k_in, b_in), (k_out, b_out) = layers[i].get_weights(), layers[i + 1].get_weights()
+        k_in, b_in, k_out = split_into_dead(k_in, b_in, k_out, rates, noise, rng)
+        layers[i].set_weights([k_in, b_in])
+        layers[i + 1].set_weights([k_out, b_out])
+    after = [int((r == 0).sum()) for r in firing_rates(model, patches)]
+    return list(zip(before, after))
+
+
+def split_into_dead(k_in: np.ndarray, b_in: np.ndarray, k_out: np.ndarray, rates: np.ndarray,
+                    noise: float, rng: np.random.Generator
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Refills the dead filters (rates == 0) of a layer with copies of its live ones.
+
+    k_in (f, f, C, n), b_in (n,): the layer's kernel and bias; k_out (f', f', n, m): the next
+    layer's kernel; rates (n,): firing_rates of the layer. The live filters that carry the most
+    output (rate x outgoing weight norm) are copied first, round robin; each copy's incoming
+    weights get Gaussian noise of `noise` x the copied kernel's standard deviation, and the
+    live filter's outgoing weights are shared equally among it and its copies. With noise 0 the
+    network's output is unchanged. Returns new (k_in, b_in, k_out).
+    """
+    dead, live = np.flatnonzero(rates == 0), np.flatnonzero(rates > 0)
+    if not len(live):
+        raise ValueError("no filter of the layer fires: nothing to copy")
+    out_norm = np.linalg.norm(np.moveaxis(k_out[:, :, live, :], 2, 0).reshape(len(live), -1),
+                              axis=1)
+    order = live[np.argsort(-(rates[live] * out_norm), kind="stable")]
+    groups = {int(j): [int(j)] for j in live}
+    for i, d in enumerate(dead):
+        groups[int(order[i % len(order)])].append(int(d))
+    k_in, b_in, k_out = k_in.copy(), b_in.copy(), k_out.copy()
+    for j, members in groups.items():
+        if len(members) == 1:
+            continue
+        share = k_out[:, :, j, :] / len(members)
+        sd = k_in[..., j].std()
+        for m in members:
+            if m != j:
+                k_in[..., m] = k_in[..., j] + noise * sd * rng.standard_normal(k_in[..., j].shape)
+                b_in[m] = b_in[j]
+            k_out[:, :, m, :] = share
+    return k_in, b_in, k_out

@@ -42,11 +42,13 @@ def revive(model: keras.Model, patches: np.ndarray, noise: float = 0.01,
     before, dead after) on those patches."""
     rng = np.random.default_rng(seed)
     layers = conv_layers(model)
-    before = [int((r == 0).sum()) for r in firing_rates(model, patches)]
+    rates = firing_rates(model, patches)
+    before = [int((r == 0).sum()) for r in rates]
     for i in range(len(layers) - 1):
-        rates = firing_rates(model, patches)[i]
+        if i:  # the layers below were refilled: measure again
+            rates = firing_rates(model, patches)
         (k_in, b_in), (k_out, b_out) = layers[i].get_weights(), layers[i + 1].get_weights()
-        k_in, b_in, k_out = split_into_dead(k_in, b_in, k_out, rates, noise, rng)
+        k_in, b_in, k_out = split_into_dead(k_in, b_in, k_out, rates[i], noise, rng)
         layers[i].set_weights([k_in, b_in])
         layers[i + 1].set_weights([k_out, b_out])
     after = [int((r == 0).sum()) for r in firing_rates(model, patches)]

@@ -11,15 +11,13 @@ weights, so the output barely moves: filters.revive) and writes the weights as
 
 from __future__ import annotations
 
-import itertools
 import os
 
-import numpy as np
 from absl import app, flags
 
 from .common import fail
-from srcnn_tf import filters, records, runs, weights
-from srcnn_tf.model import ModelConfig, build_srcnn, conv_layers
+from srcnn_tf import filters, weights
+from srcnn_tf.model import conv_layers
 
 _INIT_FROM = flags.DEFINE_string("init_from", None, "The model to revive: an exported version "
                                  "folder, a model folder (its newest version), a run directory "
@@ -42,44 +40,23 @@ flags.register_validator("records", lambda p: os.path.isfile(os.path.join(p, "ma
                          "make records)")
 
 
-def revive(source: str, record_dir: str, out_dir: str, sample_every: int, noise: float,
-           seed: int) -> str:
-    """Writes the revived weights of `source`; returns the path. Prints what it did."""
-    info = runs.describe_init(source)
-    config = ModelConfig(**info["model"])
-    if config.scale_input:
-        raise ValueError(f"--init_from: {source} is a multi-scale (scale_input) model; revive "
-                         f"takes a single-scale one")
-    patches = np.stack([p["input"] for p in itertools.islice(records.read_patches(record_dir),
-                                                             0, None, sample_every)])
-    if patches.shape[-1] != config.in_channels:
-        raise ValueError(f"--records: {record_dir} holds {patches.shape[-1]}-channel patches, "
-                         f"{source} takes {config.in_channels}")
-    model = build_srcnn(config, dtype="float32")
-    runs.restore_weights(model, info.pop("checkpoint"))
-    reference = model.predict(patches, batch_size=256, verbose=0)
-    counts = filters.revive(model, patches, noise=noise, seed=seed)
-    moved = np.abs(model.predict(patches, batch_size=256, verbose=0) - reference)
-    for layer, (before, after) in zip(conv_layers(model), counts):
-        print(f"{layer.name}: {before} of {layer.filters} filters dead on {len(patches)} "
-              f"patches, {after} after")
-    print(f"output moved by at most {moved.max():.2e} (rms {np.sqrt((moved ** 2).mean()):.2e}, "
-          f"pixel values in [0, 1])")
-    info["label"] = f"{info['label']}+split"
-    path = os.path.join(out_dir, info["label"].replace("/", "-") + ".npz")
-    os.makedirs(out_dir, exist_ok=True)
-    weights.write_weights(path, [layer.get_weights() for layer in conv_layers(model)], info)
-    return path
-
-
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
-        path = revive(_INIT_FROM.value, _RECORDS.value, _OUT_DIR.value, _SAMPLE_EVERY.value,
-                      _NOISE.value, _SEED.value)
+        revived = filters.revive_weights(_INIT_FROM.value, _RECORDS.value, _SAMPLE_EVERY.value,
+                                         _NOISE.value, _SEED.value)
     except (ValueError, FileNotFoundError) as e:
         fail(e)
+    for name, total, before, after in revived.layers:
+        print(f"{name}: {before} of {total} filters dead on {revived.patches} patches, "
+              f"{after} after")
+    print(f"output moved by at most {revived.moved[0]:.2e} (rms {revived.moved[1]:.2e}, pixel "
+          f"values in [0, 1])")
+    os.makedirs(_OUT_DIR.value, exist_ok=True)
+    path = os.path.join(_OUT_DIR.value, revived.info["label"].replace("/", "-") + ".npz")
+    weights.write_weights(path, [layer.get_weights() for layer in conv_layers(revived.model)],
+                          revived.info)
     print(f"{path}: start a training from it with make train INIT={path}")
 
 

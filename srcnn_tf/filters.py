@@ -10,10 +10,14 @@ the same function and training can pull the copies apart.
 
 from __future__ import annotations
 
+import itertools
+from typing import Any, NamedTuple
+
 import keras
 import numpy as np
 
-from srcnn_tf.model import conv_layers
+from srcnn_tf import records, runs
+from srcnn_tf.model import ModelConfig, build_srcnn, conv_layers
 
 
 def firing_rates(model: keras.Model, patches: np.ndarray,
@@ -88,3 +92,45 @@ def split_into_dead(k_in: np.ndarray, b_in: np.ndarray, k_out: np.ndarray, rates
                 b_in[m] = b_in[j]
             k_out[:, :, m, :] = share
     return k_in, b_in, k_out
+
+
+class Revived(NamedTuple):
+    """revive_weights' result: the model with its dead filters refilled, what its weights are
+    (runs.describe_init's record, label `<label>+split`), per hidden layer (name, filters, dead
+    before, dead after), the sample's size and how far the output moved on it (max, rms; pixel
+    values in [0, 1])."""
+    model: keras.Model
+    info: dict[str, Any]
+    layers: list[tuple[str, int, int, int]]
+    patches: int
+    moved: tuple[float, float]
+
+
+def revive_weights(source: str, record_dir: str, sample_every: int = 211, noise: float = 0.01,
+                   seed: int = 0) -> Revived:
+    """Loads `source` (an export, a model folder, a run directory or a weights file) and
+    revives it on every `sample_every`-th training patch of `record_dir`. Raises ValueError /
+    FileNotFoundError naming `source` or `record_dir`."""
+    info = runs.describe_init(source)
+    config = ModelConfig(**info["model"])
+    if config.scale_input:
+        raise ValueError(f"{source} is a multi-scale (scale_input) model; revive takes a "
+                         f"single-scale one")
+    sample = [p["input"] for p in itertools.islice(records.read_patches(record_dir), 0, None,
+                                                   sample_every)]
+    if not sample:
+        raise ValueError(f"{record_dir}: the records hold no training patches")
+    patches = np.stack(sample)
+    if patches.shape[-1] != config.in_channels:
+        raise ValueError(f"{record_dir} holds {patches.shape[-1]}-channel patches, {source} "
+                         f"takes {config.in_channels}")
+    model = build_srcnn(config, dtype="float32")
+    runs.restore_weights(model, info.pop("checkpoint"))
+    reference = model.predict(patches, batch_size=256, verbose=0)
+    counts = revive(model, patches, noise=noise, seed=seed)
+    moved = np.abs(model.predict(patches, batch_size=256, verbose=0) - reference)
+    layers = [(layer.name, layer.filters, before, after)
+              for layer, (before, after) in zip(conv_layers(model), counts)]
+    info["label"] = f"{info['label']}+split"
+    return Revived(model, info, layers, len(patches),
+                   (float(moved.max()), float(np.sqrt((moved ** 2).mean()))))

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from srcnn_tf import export, filters, runs
+from srcnn_tf import export, filters, runs, weights
 from srcnn_tf.model import ModelConfig, build_srcnn, conv_layers
 
 from conftest import ROOT, natural_like, tiny_records
@@ -92,6 +92,15 @@ def test_revive_pipeline_writes_a_warm_start(tmp_path):
     assert all(int(before) >= 1 for _, before, _, _ in dead)  # at least the one made dead
     info = runs.describe_init(str(tmp_path / "bundle" / "srcnn_x3-1+split.npz"))
     assert info["label"] == "srcnn_x3/1+split" and info["model"]["n2"] == 4
+    revived = filters.revive_weights(version, record_dir, sample_every=2)  # what it wrote
+    written, _ = weights.read_weights(str(tmp_path / "bundle" / "srcnn_x3-1+split.npz"))
+    for layer, (kernel, bias) in zip(conv_layers(revived.model), written):
+        np.testing.assert_array_equal(layer.get_weights()[0], kernel)
+        np.testing.assert_array_equal(layer.get_weights()[1], bias)
+    assert revived.info["label"] == info["label"] and 0 < revived.moved[0] < 0.05
+    with pytest.raises(ValueError, match="3-channel patches"):
+        filters.revive_weights(version, tiny_records(tmp_path / "rgb", 3, (60, 60), seed=0,
+                                                     channels=3))
     r = subprocess.run([sys.executable, "-m", "pipelines.revive", f"--init_from={version}",
                         "--records=nowhere"], cwd=ROOT, capture_output=True, text=True,
                        timeout=300)

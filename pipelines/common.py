@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import NoReturn
 
@@ -11,6 +12,16 @@ def fail(error: Exception | str) -> NoReturn:
     server): one line on stderr naming what is wrong, exit status 2, no traceback."""
     sys.stderr.write(f"error: {error}\n")
     sys.exit(2)
+
+
+def require_records_folder(flag: str) -> None:
+    """Registers a validator: --<flag> must name a records folder (make records' output), so a
+    wrong path stops at parse time with a message naming the flag."""
+    from absl import flags
+
+    flags.register_validator(flag, lambda p: os.path.isfile(os.path.join(p, "manifest.json")),
+                             message=f"--{flag} must be a records folder (with manifest.json; "
+                             f"make records)")
 
 
 def parse_scales(values: list[str], flag: str, upper: float | None = None) -> tuple[float, ...]:

@@ -14,7 +14,7 @@ import os
 
 from absl import app, flags
 
-from .common import fail
+from .common import fail, require_records_folder
 from srcnn_tf import packs, runs, weights
 from srcnn_tf.model import ModelConfig, build_srcnn, conv_layers
 
@@ -24,9 +24,7 @@ _OUT_DIR = flags.DEFINE_string("out_dir", "bundle", "Folder to write into (creat
 _INIT_FROM = flags.DEFINE_list("init_from", [], "Exported version folders or run directories "
                                "whose weights the JAX runs start from.")
 
-flags.register_validator("records", lambda p: os.path.isfile(os.path.join(p, "manifest.json")),
-                         message="--records must be a records folder (with manifest.json; "
-                         "make records)")
+require_records_folder("records")
 
 
 def bundle_weights(source: str, out_dir: str) -> str:
@@ -34,9 +32,8 @@ def bundle_weights(source: str, out_dir: str) -> str:
     info = runs.describe_init(source)
     model = build_srcnn(ModelConfig(**info["model"]), dtype="float32")
     runs.restore_weights(model, info.pop("checkpoint"))
-    path = os.path.join(out_dir, info["label"].replace("/", "-") + ".npz")
-    weights.write_weights(path, [layer.get_weights() for layer in conv_layers(model)], info)
-    return path
+    return weights.write_warm_start(out_dir, [layer.get_weights() for layer in conv_layers(model)],
+                                    info)
 
 
 def main(argv: list[str]) -> None:

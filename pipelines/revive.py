@@ -11,11 +11,9 @@ weights, so the output barely moves: filters.revive) and writes the weights as
 
 from __future__ import annotations
 
-import os
-
 from absl import app, flags
 
-from .common import fail
+from .common import fail, require_records_folder
 from srcnn_tf import filters, weights
 from srcnn_tf.model import conv_layers
 
@@ -35,9 +33,7 @@ _NOISE = flags.DEFINE_float("noise", 0.01, "Noise on each copy's incoming weight
                             lower_bound=0.0)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the noise.")
 
-flags.register_validator("records", lambda p: os.path.isfile(os.path.join(p, "manifest.json")),
-                         message="--records must be a records folder (with manifest.json; "
-                         "make records)")
+require_records_folder("records")
 
 
 def main(argv: list[str]) -> None:
@@ -53,10 +49,9 @@ def main(argv: list[str]) -> None:
               f"{after} after")
     print(f"output moved by at most {revived.moved[0]:.2e} (rms {revived.moved[1]:.2e}, pixel "
           f"values in [0, 1])")
-    os.makedirs(_OUT_DIR.value, exist_ok=True)
-    path = os.path.join(_OUT_DIR.value, revived.info["label"].replace("/", "-") + ".npz")
-    weights.write_weights(path, [layer.get_weights() for layer in conv_layers(revived.model)],
-                          revived.info)
+    path = weights.write_warm_start(
+        _OUT_DIR.value, [layer.get_weights() for layer in conv_layers(revived.model)],
+        revived.info)
     print(f"{path}: start a training from it with make train INIT={path}")
 
 

@@ -195,13 +195,7 @@ def describe_init(source: str) -> dict[str, Any]:
     """
     source = os.path.normpath(source)
     if os.path.isfile(source) and source.endswith(".npz"):
-        _, info = weights.read_weights(source)
-        missing = [k for k in ("model", "scale", "label") if k not in info]
-        if missing:
-            raise ValueError(f"init_from: {source} does not say what its weights are "
-                             f"(no {', '.join(missing)} in its info)")
-        return {"checkpoint": source, "model": chains.architecture(info["model"]),
-                "scale": info["scale"], "label": info["label"], "chain": info.get("chain", [])}
+        return _describe_weights(source)
     if os.path.exists(os.path.join(source, CONFIG)):
         return _describe_run(RunDir(source))
     version = newest_version(source)
@@ -224,6 +218,16 @@ def _describe_export(source: str) -> dict[str, Any]:
     return {"checkpoint": os.path.join(source, "variables", "variables"),
             "model": chains.architecture(meta), "scale": meta["scale"],
             "label": label, "chain": chain}
+
+
+def _describe_weights(source: str) -> dict[str, Any]:
+    _, info = weights.read_weights(source)
+    missing = [k for k in ("model", "scale", "label") if k not in info]
+    if missing:
+        raise ValueError(f"init_from: {source} does not say what its weights are "
+                         f"(no {', '.join(missing)} in its info)")
+    return {"checkpoint": source, "model": chains.architecture(info["model"]),
+            "scale": info["scale"], "label": info["label"], "chain": info.get("chain", [])}
 
 
 def _describe_run(run: RunDir) -> dict[str, Any]:

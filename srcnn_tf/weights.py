@@ -35,6 +35,16 @@ def write_weights(path: str, params: Sequence[tuple[Any, Any]],
         np.savez(f, info=np.array(json.dumps(info or {})), **arrays)
 
 
+def write_warm_start(out_dir: str, params: Sequence[tuple[Any, Any]],
+                     info: dict[str, Any]) -> str:
+    """Writes `params` as <out_dir>/<info's label, / as ->.npz (`make jax-bundle`, `make
+    revive`: a warm start named for what it is, e.g. srcnn_x3-10.npz); returns the path."""
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, info["label"].replace("/", "-") + ".npz")
+    write_weights(path, params, info)
+    return path
+
+
 def latest_weights(folder: str) -> str | None:
     """The highest-step weights-<step>.npz in `folder` (a JAX run's best/ or checkpoints/),
     None when there is none."""

@@ -377,7 +377,7 @@ import sys, json, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from srcnn_tf import train
-from srcnn_tf.model import ModelConfig, build_srcnn, conv_layers
+from srcnn_tf.model import ModelConfig, build_srcnn
 s = train.train(train.TrainConfig(record_dir=sys.argv[1], run_dir=sys.argv[2],
     model=ModelConfig(preset="9-1-5", n1=16, n2=8), batch_size=16, max_steps=6, val_every=3,
     checkpoint_every=3, progress=False, devices=("/cpu:0", "/cpu:1"),

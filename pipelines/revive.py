@@ -32,6 +32,11 @@ _NOISE = flags.DEFINE_float("noise", 0.01, "Noise on each copy's incoming weight
                             "is unchanged, and the copies stay equal in training).",
                             lower_bound=0.0)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the noise.")
+_DEAD_BELOW = flags.DEFINE_float(
+    "dead_below", 0.0, "Count a filter as dead when it fires at no more than this fraction of "
+    "the positions (0: only filters that never fire; 0.01 also refills those firing at 1 percent or "
+    "less, whose small contribution to the output is dropped).", lower_bound=0.0,
+    upper_bound=0.5)
 
 require_records_folder("records")
 
@@ -41,12 +46,13 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
         revived = filters.revive_weights(_INIT_FROM.value, _RECORDS.value, _SAMPLE_EVERY.value,
-                                         _NOISE.value, _SEED.value)
+                                         _NOISE.value, _SEED.value, _DEAD_BELOW.value)
     except (ValueError, FileNotFoundError) as e:
         fail(e)
     for name, total, before, after in revived.layers:
         print(f"{name}: {before} of {total} filters dead on {revived.patches} patches, "
-              f"{after} after")
+              f"{after} after" + (f" (dead: firing at <= {_DEAD_BELOW.value:g})"
+                                  if _DEAD_BELOW.value else ""))
     print(f"output moved by at most {revived.moved[0]:.2e} (rms {revived.moved[1]:.2e}, pixel "
           f"values in [0, 1])")
     path = weights.write_warm_start(

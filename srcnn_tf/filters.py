@@ -39,41 +39,45 @@ def firing_rates(model: keras.Model, patches: np.ndarray,
 
 
 def revive(model: keras.Model, patches: np.ndarray, noise: float = 0.01,
-           seed: int = 0) -> list[tuple[int, int]]:
+           seed: int = 0, dead_below: float = 0.0) -> list[tuple[int, int]]:
     """Refills the dead filters of every hidden layer in place (split_into_dead, first layer
     first, each measured after the one before was refilled). patches: (N, H, W, C) float32 in
-    [0, 1], the training inputs that decide what is dead. Returns per hidden layer (dead
-    before, dead after) on those patches."""
+    [0, 1], the training inputs that decide what is dead; a filter firing at no more than
+    `dead_below` of the positions counts as dead (0: only those that never fire). Returns per
+    hidden layer (dead before, dead after) on those patches."""
     rng = np.random.default_rng(seed)
     layers = conv_layers(model)
     rates = firing_rates(model, patches)
-    before = [int((r == 0).sum()) for r in rates]
+    before = [int((r <= dead_below).sum()) for r in rates]
     for i in range(len(layers) - 1):
         if i:  # the layers below were refilled: measure again
             rates = firing_rates(model, patches)
         (k_in, b_in), (k_out, b_out) = layers[i].get_weights(), layers[i + 1].get_weights()
-        k_in, b_in, k_out = split_into_dead(k_in, b_in, k_out, rates[i], noise, rng)
+        k_in, b_in, k_out = split_into_dead(k_in, b_in, k_out, rates[i], noise, rng,
+                                            dead_below)
         layers[i].set_weights([k_in, b_in])
         layers[i + 1].set_weights([k_out, b_out])
-    after = [int((r == 0).sum()) for r in firing_rates(model, patches)]
+    after = [int((r <= dead_below).sum()) for r in firing_rates(model, patches)]
     return list(zip(before, after))
 
 
 def split_into_dead(k_in: np.ndarray, b_in: np.ndarray, k_out: np.ndarray, rates: np.ndarray,
-                    noise: float, rng: np.random.Generator
+                    noise: float, rng: np.random.Generator, dead_below: float = 0.0
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Refills the dead filters (rates == 0) of a layer with copies of its live ones.
+    """Refills the dead filters (rates <= dead_below) of a layer with copies of its live ones.
 
     k_in (f, f, C, n), b_in (n,): the layer's kernel and bias; k_out (f', f', n, m): the next
     layer's kernel; rates (n,): firing_rates of the layer. The live filters that carry the most
     output (rate x outgoing weight norm) are copied first, round robin; each copy's incoming
     weights get Gaussian noise of `noise` x the copied kernel's standard deviation, and the
     live filter's outgoing weights are shared equally among it and its copies. With noise 0 the
-    network's output is unchanged. Returns new (k_in, b_in, k_out).
+    network's output is unchanged when only filters that never fire are refilled (a rarely
+    firing one's contribution is dropped). Returns new (k_in, b_in, k_out).
     """
-    dead, live = np.flatnonzero(rates == 0), np.flatnonzero(rates > 0)
+    dead, live = np.flatnonzero(rates <= dead_below), np.flatnonzero(rates > dead_below)
     if not len(live):
-        raise ValueError("no filter of the layer fires: nothing to copy")
+        raise ValueError(f"no filter of the layer fires at more than {dead_below} of the "
+                         f"positions: nothing to copy")
     out_norm = np.linalg.norm(np.moveaxis(k_out[:, :, live, :], 2, 0).reshape(len(live), -1),
                               axis=1)
     order = live[np.argsort(-(rates[live] * out_norm), kind="stable")]
@@ -107,10 +111,10 @@ class Revived(NamedTuple):
 
 
 def revive_weights(source: str, record_dir: str, sample_every: int = 211, noise: float = 0.01,
-                   seed: int = 0) -> Revived:
+                   seed: int = 0, dead_below: float = 0.0) -> Revived:
     """Loads `source` (an export, a model folder, a run directory or a weights file) and
-    revives it on every `sample_every`-th training patch of `record_dir`. Raises ValueError /
-    FileNotFoundError naming `source` or `record_dir`."""
+    revives it on every `sample_every`-th training patch of `record_dir` (revive). Raises
+    ValueError / FileNotFoundError naming `source` or `record_dir`."""
     info = runs.describe_init(source)
     config = ModelConfig(**info["model"])
     if config.scale_input:
@@ -127,7 +131,7 @@ def revive_weights(source: str, record_dir: str, sample_every: int = 211, noise:
     model = build_srcnn(config, dtype="float32")
     runs.restore_weights(model, info.pop("checkpoint"))
     reference = model.predict(patches, batch_size=256, verbose=0)
-    counts = revive(model, patches, noise=noise, seed=seed)
+    counts = revive(model, patches, noise=noise, seed=seed, dead_below=dead_below)
     moved = np.abs(model.predict(patches, batch_size=256, verbose=0) - reference)
     layers = [(layer.name, layer.filters, before, after)
               for layer, (before, after) in zip(conv_layers(model), counts)]

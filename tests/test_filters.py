@@ -77,6 +77,32 @@ def test_split_shares_the_outgoing_weights_and_needs_a_live_filter():
         filters.split_into_dead(k_in, b_in, k_out, np.zeros(4), 0.0, rng)
 
 
+def test_dead_below_also_refills_the_rarely_firing_filters():
+    rng = np.random.default_rng(0)
+    k_in, b_in, k_out = rng.normal(size=(3, 3, 1, 4)), np.zeros(4), rng.normal(size=(5, 5, 4, 2))
+    rates = np.array([0.5, 0.004, 0.0, 0.2])
+    kept = filters.split_into_dead(k_in, b_in, k_out, rates, 0.0, rng)
+    np.testing.assert_array_equal(kept[0][..., 1], k_in[..., 1])  # 0.4 % is alive by default
+    new_in, _, new_out = filters.split_into_dead(k_in, b_in, k_out, rates, 0.0, rng,
+                                                 dead_below=0.01)
+    assert {tuple(new_in[..., d].ravel()) for d in (1, 2)} <= \
+        {tuple(k_in[..., j].ravel()) for j in (0, 3)}
+    np.testing.assert_allclose(new_out.sum(axis=2), k_out[:, :, [0, 3]].sum(axis=2))
+    with pytest.raises(ValueError, match="more than 0.6 of the positions"):
+        filters.split_into_dead(k_in, b_in, k_out, rates, 0.0, rng, dead_below=0.6)
+
+
+def test_revive_counts_by_dead_below():
+    model, _ = _model_with_dead_filters()
+    patches = _patches()
+    rates = filters.firing_rates(model, patches)
+    below = float(np.sort(rates[1])[1])  # the dead one and the least firing live one
+    counts = filters.revive(model, patches, noise=0.0, dead_below=below)
+    assert counts[1][0] == 2
+    after = filters.firing_rates(model, patches)
+    assert [int((r <= below).sum()) for r in after] == [after_ for _, after_ in counts]
+
+
 def test_revive_pipeline_writes_a_warm_start(tmp_path):
     record_dir = tiny_records(tmp_path, 3, (60, 60), seed=0)
     model, config = _model_with_dead_filters()

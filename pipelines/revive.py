@@ -34,9 +34,9 @@ _NOISE = flags.DEFINE_float("noise", 0.01, "Noise on each copy's incoming weight
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the noise.")
 _DEAD_BELOW = flags.DEFINE_float(
     "dead_below", 0.0, "Count a filter as dead when it fires at no more than this fraction of "
-    "the positions (0: only filters that never fire; 0.01 also refills those firing at 1 percent or "
-    "less, whose small contribution to the output is dropped).", lower_bound=0.0,
-    upper_bound=0.5)
+    "the positions (0: only filters that never fire). Above 0 the rarely firing filters' part of "
+    "the output is dropped: on srcnn_x3/13, 0.01 cost 0.020 dB held-out, more than training "
+    "won back (README).", lower_bound=0.0, upper_bound=0.5)
 
 require_records_folder("records")
 

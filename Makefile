@@ -70,7 +70,12 @@ records: $(INSTALLED)
 # Records are (re)built only when DATA/TFDS is given or none exist: records a user built are
 # never replaced by the default photographs. RECORDS names existing records (any folder).
 TRAIN_RECORDS = $(if $(RECORDS),$(RECORDS),$(RECORDS_OUT)/x$(SCALE))
+# ARGS are make records' flags; given where no records get built they would be lost.
+BUILDS_RECORDS = $(if $(RECORDS),,$(or $(DATA),$(TFDS),$(if $(wildcard $(RECORDS_OUT)/x$(SCALE)/manifest.json),,1)))
+args_go_in_train_args = $(error make $@ ARGS=$(ARGS): $(1); training flags go in TRAIN_ARGS="$(ARGS)")
 train: $(INSTALLED)
+	$(if $(and $(call given,ARGS),$(if $(BUILDS_RECORDS),,1)),$(call args_go_in_train_args,ARGS \
+		are make records' flags and no records are built here))
 	$(if $(and $(RECORDS),$(or $(DATA),$(TFDS))),$(error make train: RECORDS=$(RECORDS) trains on \
 		existing records and DATA/TFDS builds new ones under OUT; give one of them))
 	$(if $(RECORDS),,$(if $(or $(DATA),$(TFDS)),$(MAKE) --no-print-directory records,$(if \
@@ -94,6 +99,7 @@ revive: $(INSTALLED)
 PACK    ?= bundle/images.npz
 JAX_PY  ?= $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 train-jax:
+	$(if $(call given,ARGS),$(call args_go_in_train_args,make train-jax reads no ARGS))
 	$(JAX_PY) -m pipelines.train_jax --pack=$(PACK) --run_dir=$(RUN) --scale=$(SCALE) \
 		--minutes=$(MINUTES) $(if $(INIT),--init=$(INIT)) $(TRAIN_ARGS)
 
@@ -145,9 +151,9 @@ ablation: $(INSTALLED)
 		$(if $(EXTRA_DATA),--extra_records=tfrecords/extra/x$(SCALE)) --minutes=$(MINUTES) \
 		$(if $(SETS),--test_dirs=$(SETS)) $(ARGS)
 
-## make test                       the unit and integration tests
+## make test [ARGS=-k model]         the unit and integration tests (ARGS: pytest's flags)
 test: $(INSTALLED)
-	$(PY) -m pytest -q -n 2 --dist loadfile tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests $(ARGS)
 
 ## make bench-records              records throughput vs a naive per-patch loop
 bench-records: $(INSTALLED)

@@ -82,3 +82,16 @@ def test_train_refuses_records_and_data_together():
     out = subprocess.run(["make", "-n", "train", "RECORDS=tfrecords/mine/x3", "DATA=photos"],
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode != 0 and "RECORDS=tfrecords/mine/x3" in out.stderr
+
+
+@pytest.mark.parametrize("target", ["train", "train-jax"])
+def test_training_refuses_args_it_would_drop(target):
+    """ARGS feed make records; with no records to build they would be lost without a word."""
+    out = subprocess.run(["make", "-n", target, "RECORDS=tfrecords/mine/x3", "ARGS=--seed=1"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode != 0 and 'TRAIN_ARGS="--seed=1"' in out.stderr
+
+
+def test_train_passes_args_to_the_records_it_builds():
+    out = _make_n("train", "DATA=photos", "ARGS=--downscale_copies")
+    assert "make_records" in out and "--downscale_copies" in out

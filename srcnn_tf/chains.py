@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 ARCHITECTURE = ("preset", "n1", "n2", "padding", "scale_input")
+RECIPE = ("learning_rate", "schedule", "warmup_steps", "warmup_fraction")  # beside batch_size
 
 
 def architecture(fields: dict[str, Any]) -> dict[str, Any]:
@@ -25,11 +26,15 @@ def run_chain(name: str, config: dict[str, Any], step: int,
               event: dict[str, Any]) -> list[dict[str, Any]]:
     """The chain of a run's weights at `step`: the chain its warm start continued (config.json's
     `init`), then this run as a stage. `name`: the run's folder name; `config`: its config.json;
-    `event`: its metrics event at `step` (minutes, val_psnr; {} when none was logged)."""
-    init = config.get("init") or {}
+    `event`: its metrics event at `step` (minutes, val_psnr; {} when none was logged). Stages
+    exported before they recorded batch_size, RECIPE or precision lack them."""
+    init, train = config.get("init") or {}, config["train"]
     stage = {"model": name, "data": config.get("records", {}), "steps": step,
              "minutes": event.get("minutes"), "val_psnr": event.get("val_psnr"),
-             "init_from": init.get("label"), "batch_size": config["train"].get("batch_size")}
+             "init_from": init.get("label"), "batch_size": train.get("batch_size"),
+             **{k: train[k] for k in RECIPE if train.get(k) is not None}}
+    if config.get("precision"):  # what the run computed in (its config may say "auto")
+        stage["precision"] = config["precision"]
     if config.get("device"):  # a JAX run records its accelerator
         stage["device"] = config["device"]
     if config["train"].get("ema_decay"):  # the weights are an average of the iterates

@@ -124,6 +124,10 @@ def test_run_from_a_warm_start_exports_with_its_chain(bundle, tmp_path):
     assert [s["model"] for s in meta["training_chain"]] == ["srcnn_x3/7", "run"]
     assert meta["training_chain"][-1]["device"].startswith("cpu")
     assert meta["training_chain"][-1]["batch_size"] == 8  # the figure counts patches
+    assert {k: meta["training_chain"][-1][k] for k in
+            ("learning_rate", "schedule", "warmup_fraction", "precision")} == {
+        "learning_rate": 1e-3, "schedule": "cosine", "warmup_fraction": config.warmup_fraction,
+        "precision": "float32"}
     assert meta["accelerator_training_minutes"] == pytest.approx(summary["minutes"], abs=0.02)
     assert meta["total_training_minutes"] == 1.0  # CPU minutes only
     exported, cfg, _ = runs.load_export(path)  # its held-out PSNR is the run's best (to a few

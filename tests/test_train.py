@@ -206,6 +206,9 @@ def test_warm_start_from_a_run_or_an_export_and_its_chain(record_dir, tmp_path):
     assert [s["model"] for s in meta["training_chain"]] == ["first", run.name]
     assert meta["training_chain"][-1]["init_from"] == "srcnn_x3/1"
     assert [s["batch_size"] for s in meta["training_chain"]] == [cfg.batch_size] * 2
+    last = meta["training_chain"][-1]  # the stage's recipe travels with its weights
+    assert (last["learning_rate"], last["schedule"], last["warmup_steps"]) == (
+        1e-12, "constant", cfg.warmup_steps) and last["precision"] in ("float32", "mixed_bfloat16")
     newest = runs.describe_init(str(tmp_path / "models" / "srcnn_x3"))  # a model folder
     assert newest["label"] == "srcnn_x3/2" and newest["chain"] == meta["training_chain"]
     with pytest.raises(FileNotFoundError, match="neither an exported version folder"):

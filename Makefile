@@ -41,7 +41,7 @@ space := $(empty) $(empty)
 RECORDS_OUT := $(if $(OUT),$(OUT),tfrecords)
 RECORDS_DIR := tfrecords/x$(SCALE)
 
-.PHONY: install records train jax-bundle revive train-jax export tflite upscale evaluate sc-dictionary psnr-time figures ablation test bench bench-records bench-train bench-epochs bench-cache bench-infer clean help
+.PHONY: install records train jax-bundle revive train-jax export tflite upscale evaluate sc-dictionary psnr-time figures ablation test bench bench-records bench-train bench-epochs bench-cache bench-infer clean clean-runs help
 
 help:
 	@sed -n 's/^## //p' $(firstword $(MAKEFILE_LIST))
@@ -177,7 +177,14 @@ bench-cache: $(INSTALLED)
 bench-infer: $(INSTALLED)
 	$(PY) -m benchmarks.bench_infer $(ARGS)
 
+## make bench                     the five benchmarks above, one after another
 bench: bench-records bench-train bench-epochs bench-cache bench-infer
 
+## make clean                     remove build outputs and caches (records, runs, models stay)
 clean:
-	rm -rf tfrecords runs build *.egg-info
+	rm -rf build dist *.egg-info .pytest_cache
+	find srcnn_tf pipelines tests benchmarks -name __pycache__ -type d -prune -exec rm -rf {} +
+
+## make clean-runs                 also remove tfrecords/ and runs/: unexported training is lost
+clean-runs: clean
+	rm -rf tfrecords runs

@@ -95,3 +95,10 @@ def test_training_refuses_args_it_would_drop(target):
 def test_train_passes_args_to_the_records_it_builds():
     out = _make_n("train", "DATA=photos", "ARGS=--downscale_copies")
     assert "make_records" in out and "--downscale_copies" in out
+
+
+def test_clean_keeps_what_took_hours():
+    """make clean leaves records, runs and models; only make clean-runs removes the first two."""
+    clean, runs_too = _make_n("clean"), _make_n("clean-runs")
+    assert not re.search(r"\b(tfrecords|runs|saved_models)\b", clean)
+    assert "rm -rf tfrecords runs" in runs_too and "saved_models" not in runs_too

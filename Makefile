@@ -121,11 +121,14 @@ tflite: $(INSTALLED)
 
 ## make upscale IMAGE=in.png SCALE=3 [SIZE=1920x1080 OUT=out.png MODEL=saved_models/srcnn_x3]  (SCALE=1.5, SIZE: srcnn_multiscale; MODEL: a model or version folder)
 upscale: $(INSTALLED)
+	$(if $(IMAGE),,$(error make upscale: IMAGE=photo.png names the image to super-resolve))
 	$(PY) -m pipelines.upscale --image=$(IMAGE) $(if $(SIZE),--size=$(SIZE)) $(if $(call \
 		given,SCALE),--scale=$(SCALE)) $(if $(OUT),--out=$(OUT)) $(if $(call given,MODEL),--model=$(MODEL)) $(ARGS)
 
 ## make evaluate MODEL=<run dir|SavedModel|.tflite|bicubic> SETS=d1,d2 [SCALES=2,3,4 JSON=out.json]  (SCALES: the model's own by default; fractional: 1.5,2.5; a records folder in SETS: its held-out images)
 evaluate: $(INSTALLED)
+	$(if $(or $(call given,MODEL),$(wildcard $(RUN)/config.json)),,$(error make evaluate: no run \
+		$(RUN) to evaluate; MODEL=saved_models/srcnn_x$(SCALE) measures the shipped model, MODEL=bicubic the baseline))
 	$(PY) -m pipelines.evaluate --model=$(if $(filter 9-% bicubic,$(MODEL)),$(if $(filter bicubic,$(MODEL)),bicubic,$(RUN)),$(MODEL)) \
 		--sets=$(SETS) $(if $(SCALES),--scales=$(SCALES)) --out_dir=$(EVAL_OUT) $(if $(JSON),--json=$(JSON)) $(ARGS)
 

@@ -156,8 +156,9 @@ def load_predictor(spec: str, num_threads: int | None = None) -> tuple[Predictor
         if isinstance(meta.get("scale"), list):
             info["at"] = lambda s: saved_model_y_predictor(path, s)
         return saved_model_y_predictor(path), name, info
-    raise FileNotFoundError(f"{spec}: not 'bicubic', a run directory (config.json), a SavedModel "
-                            f"or a .tflite file")
+    what = "not" if os.path.exists(spec) else "no such file or folder; give"
+    raise FileNotFoundError(f"{spec}: {what} 'bicubic', a run directory (config.json), a "
+                            f"SavedModel (a version or model folder) or a .tflite file")
 
 
 # ----------------------------------------------------------------------------- the protocol

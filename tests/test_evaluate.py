@@ -122,6 +122,8 @@ def test_colour_outputs_and_unknown_model(tmp_path):
     assert imaging.load_image(tmp_path / "out" / "set_x3_g.png").shape == (30, 33, 1)
     with pytest.raises(FileNotFoundError, match="not 'bicubic'"):
         predictors.load_predictor(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="nope: no such file or folder; give 'bicubic'"):
+        predictors.load_predictor(str(tmp_path / "nope"))
 
 
 def test_markdown_table_layout():

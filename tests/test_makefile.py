@@ -36,10 +36,14 @@ def test_help_advertises_variables():
     assert len(ADVERTISED) > 30
 
 
+REQUIRED = {"upscale": "IMAGE", "evaluate": "MODEL"}  # make stops without these
+
+
 @pytest.mark.parametrize("target,variable", ADVERTISED)
 def test_every_advertised_variable_reaches_the_command(target, variable):
     value = f"given_{variable.lower()}"
-    assert value in _make_n(target, f"{variable}={value}"), (
+    needed = [f"{REQUIRED[target]}=needed"] if REQUIRED.get(target, variable) != variable else []
+    assert value in _make_n(target, f"{variable}={value}", *needed), (
         f"make {target} {variable}=... is advertised by `make help` but never used")
 
 
@@ -102,3 +106,12 @@ def test_clean_keeps_what_took_hours():
     clean, runs_too = _make_n("clean"), _make_n("clean-runs")
     assert not re.search(r"\b(tfrecords|runs|saved_models)\b", clean)
     assert "rm -rf tfrecords runs" in runs_too and "saved_models" not in runs_too
+
+
+@pytest.mark.parametrize("target,says", [
+    ("upscale", "IMAGE=photo.png names the image"),
+    ("evaluate", "no run runs/nope to evaluate; MODEL=saved_models/srcnn_x3 measures")])
+def test_a_missing_required_variable_is_named(target, says):
+    out = subprocess.run(["make", "-n", target, "RUN=runs/nope"], cwd=ROOT, capture_output=True,
+                         text=True)
+    assert out.returncode != 0 and says in out.stderr

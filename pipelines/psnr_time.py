@@ -64,9 +64,12 @@ def main(argv: list[str]) -> None:
     scale = _SCALE.value
     methods = {"bicubic": predictors.bicubic_predictor}
     try:
+        srcnn = _srcnn_methods(models_dir, scale)
+        if not srcnn:  # the figure is SRCNN against the rest: without it there is no point
+            raise FileNotFoundError(f"no exported srcnn*_x{scale} model under {models_dir} "
+                                    f"(--models_dir): make export SCALE={scale} first")
         if not _NO_SC.value:  # per-scale dictionaries cost the same: one SC point
             methods["SC (sparse coding)"], _ = predictors.sc_predictor(models_dir, scale, 2)
-        srcnn = _srcnn_methods(models_dir, scale)
         methods.update(srcnn)
         rows = evaluate.psnr_against_time(methods, _SET.value, scale,
                                           on_image=lambda p: logging.info("timing %s", p),

@@ -204,6 +204,11 @@ def test_psnr_time_one_row_per_method(tmp_path):
                ) <= 0.01
     assert (tmp_path / "out" / "psnr_time_x3.png").stat().st_size > 0
     assert len((tmp_path / "out" / "psnr_time_x3.md").read_text().splitlines()) == 2 + 4
+    r = subprocess.run([sys.executable, "-m", "pipelines.psnr_time", f"--set={test_dir}",
+                        "--scale=4", f"--models_dir={models}", f"--out_dir={tmp_path / 'x4'}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and "no exported srcnn*_x4 model under" in r.stderr
+    assert not (tmp_path / "x4").exists()  # no figure without SRCNN in it
 
 
 def test_fractional_scales_through_make_evaluate_and_every_runtime(tmp_path):

@@ -70,17 +70,16 @@ records: $(INSTALLED)
 # Records are (re)built only when DATA/TFDS is given or none exist: records a user built are
 # never replaced by the default photographs. RECORDS names existing records (any folder).
 TRAIN_RECORDS = $(if $(RECORDS),$(RECORDS),$(RECORDS_OUT)/x$(SCALE))
-# ARGS are make records' flags; given where no records get built they would be lost.
+# Whether make train builds records first; ARGS are their flags, lost where it builds none.
 BUILDS_RECORDS = $(if $(RECORDS),,$(or $(DATA),$(TFDS),$(if $(wildcard $(RECORDS_OUT)/x$(SCALE)/manifest.json),,1)))
 args_go_in_train_args = $(error make $@ ARGS=$(ARGS): $(1); training flags go in TRAIN_ARGS="$(ARGS)")
 train: $(INSTALLED)
-	$(if $(and $(call given,ARGS),$(if $(BUILDS_RECORDS),,1)),$(call args_go_in_train_args,ARGS \
-		are make records' flags and no records are built here))
+	$(if $(call given,ARGS),$(if $(BUILDS_RECORDS),,$(call args_go_in_train_args,ARGS \
+		are make records' flags and no records are built here)))
 	$(if $(and $(RECORDS),$(or $(DATA),$(TFDS))),$(error make train: RECORDS=$(RECORDS) trains on \
 		existing records and DATA/TFDS builds new ones under OUT; give one of them))
-	$(if $(RECORDS),,$(if $(or $(DATA),$(TFDS)),$(MAKE) --no-print-directory records,$(if \
-		$(wildcard $(RECORDS_OUT)/x$(SCALE)/manifest.json),@echo "training on the existing \
-		records in $(RECORDS_OUT)/x$(SCALE) (DATA=... rebuilds them)",$(MAKE) --no-print-directory records)))
+	$(if $(BUILDS_RECORDS),$(MAKE) --no-print-directory records,$(if $(RECORDS),,@echo "training \
+		on the existing records in $(RECORDS_OUT)/x$(SCALE) (DATA=... rebuilds them)"))
 	$(PY) -m pipelines.train --records=$(TRAIN_RECORDS) --run_dir=$(RUN) --scale=$(SCALE) \
 		--model=$(MODEL) $(if $(EPOCHS),--epochs=$(EPOCHS)) $(if $(INIT),--init_from=$(INIT)) $(TRAIN_ARGS)
 

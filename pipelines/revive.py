@@ -36,7 +36,7 @@ _DEAD_BELOW = flags.DEFINE_float(
     "dead_below", 0.0, "Count a filter as dead when it fires at no more than this fraction of "
     "the positions (0: only filters that never fire). Above 0 the rarely firing filters' part of "
     "the output is dropped: on srcnn_x3/13, 0.01 cost 0.020 dB held-out, more than training "
-    "won back (README).", lower_bound=0.0, upper_bound=0.5)
+    "won back (docs/training.md).", lower_bound=0.0, upper_bound=0.5)
 
 require_records_folder("records")
 

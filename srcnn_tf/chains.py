@@ -37,8 +37,8 @@ def run_chain(name: str, config: dict[str, Any], step: int,
         stage["precision"] = config["precision"]
     if config.get("device"):  # a JAX run records its accelerator
         stage["device"] = config["device"]
-    if config["train"].get("ema_decay"):  # the weights are an average of the iterates
-        stage["ema_decay"] = config["train"]["ema_decay"]
+    if train.get("ema_decay"):  # the weights are an average of the iterates
+        stage["ema_decay"] = train["ema_decay"]
     return [{**s, "data": portable(s.get("data", {}))} for s in init.get("chain", [])] + [stage]
 
 

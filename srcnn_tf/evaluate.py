@@ -189,13 +189,14 @@ def markdown_table(results: Sequence[Result], paper: bool = False) -> str:
 
 
 def checkpoint_curve(run_dir: str, folder: str, scale: int) -> list[dict]:
-    """PSNR on `folder` of every checkpoint kept in run_dir/checkpoints, with its wall time.
+    """PSNR on `folder` of every checkpoint kept in run_dir/checkpoints (the weights it
+    serves: the weight average of a run that kept one), with its wall time.
 
     Outside training: this is how the time-to-quality curve is measured.
     """
     import tensorflow as tf
 
-    from srcnn_tf.runs import RunDir, load_model
+    from srcnn_tf.runs import RunDir, load_model, restore_served
 
     model, model_cfg, _ = load_model(run_dir, "latest")
     predictor = predictors.keras_predictor(model, model_cfg)
@@ -203,8 +204,8 @@ def checkpoint_curve(run_dir: str, folder: str, scale: int) -> list[dict]:
     for path in RunDir(run_dir).kept_checkpoints():
         elapsed = tf.Variable(0.0, dtype=tf.float64)
         step = tf.Variable(0, dtype=tf.int64)
-        tf.train.Checkpoint(model=model, elapsed_seconds=elapsed, step=step).restore(
-            path).expect_partial()
+        tf.train.Checkpoint(elapsed_seconds=elapsed, step=step).read(path).expect_partial()
+        restore_served(model, path)
         r = evaluate_folder(predictor, folder, scale, "srcnn")
         out.append({"step": int(step.numpy()), "minutes": float(elapsed.numpy()) / 60,
                     "psnr": r.psnr, "ssim": r.ssim})

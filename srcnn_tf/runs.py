@@ -260,6 +260,16 @@ def warm_start(model: keras.Model, config: ModelConfig, source: str) -> dict[str
     return info
 
 
+def restore_served(model: keras.Model, checkpoint: str) -> None:
+    """The weights a run serves from one of its kept checkpoints (checkpoints/ckpt-N): its
+    weight average when it kept one (`ema_decay`: what validation, best/ and exports read),
+    else the model. A checkpoint under best/ holds the served weights already (restore_weights)."""
+    names = tf.train.load_checkpoint(checkpoint).get_variable_to_shape_map()
+    key = "average" if any(n.startswith("average/") for n in names) else "model"
+    tf.train.Checkpoint(**{key: model}).read(checkpoint).expect_partial() \
+        .assert_existing_objects_matched()
+
+
 def restore_weights(model: keras.Model, checkpoint: str) -> None:
     """Model weights from a run checkpoint (the Keras model under `model`, as older exports
     also keep it), from an export's plain variables `kernels/i`, `biases/i`, or from a weights

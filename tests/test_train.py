@@ -54,6 +54,11 @@ def test_a_few_steps_lower_the_loss(record_dir, tmp_path):
     assert len(val) == 6 and val[-1] > val[0] and summary["best_val_psnr"] == max(val)
     for name in ("config.json", "summary.json", "best", "checkpoints", "tb"):
         assert (tmp_path / "run" / name).exists()
+    last, _, _ = runs.load_model(str(tmp_path / "run"), "latest")
+    served = build_srcnn(SMALL, dtype="float32")  # no weight average: the model itself
+    runs.restore_served(served, runs.RunDir(str(tmp_path / "run")).checkpoint("latest"))
+    for s, w in zip(served.weights, last.weights):
+        np.testing.assert_array_equal(s.numpy(), w.numpy())
 
 
 def test_the_last_checkpoint_and_summary_come_before_the_batches_are_dropped(
@@ -168,12 +173,36 @@ def test_a_weight_average_is_validated_kept_and_resumed(record_dir, tmp_path):
     for b, a, w in zip(best.weights, average, last.weights):
         np.testing.assert_array_equal(b.numpy(), a)
         assert not np.allclose(a, w.numpy())
+    served = build_srcnn(SMALL, dtype="float32")  # what a time-to-quality curve reads
+    runs.restore_served(served, runs.RunDir(str(run)).checkpoint("latest"))
+    for s, a in zip(served.weights, average):
+        np.testing.assert_array_equal(s.numpy(), a)
     for a, b in zip(average, _average_in(runs.RunDir(str(straight)).checkpoint("latest"))):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     stage = chains.run_chain("run", runs.RunDir(str(run)).config(), 20, {})[-1]
     assert stage["ema_decay"] == 0.9  # an export's chain says its weights are an average
     with pytest.raises(ValueError, match="ema_decay"):
         train_lib.train(_config(record_dir, tmp_path / "bad", ema_decay=1.0))
+
+
+def test_mixed_precision_validates_in_float32(record_dir, tmp_path):
+    """A bfloat16 run's val_psnr and best/ are the float32 numbers an export measures, not its
+    bfloat16 inference's (which differ by up to 0.01 dB on a trained model)."""
+    from srcnn_tf import evaluate, predictors
+
+    run = tmp_path / "run"
+    summary = train_lib.train(_config(record_dir, run, mixed_precision="mixed_bfloat16",
+                                      ema_decay=0.9, learning_rate=3e-3))
+    assert json.loads((run / "config.json").read_text())["precision"] == "mixed_bfloat16"
+    model, cfg, _ = runs.load_model(str(run), "best")
+    (result,) = evaluate.evaluate_records(
+        {"best": lambda s: predictors.keras_predictor(model, cfg)}, record_dir)
+    assert result.psnr == pytest.approx(summary["best_val_psnr"], abs=1e-5)
+    raw = [e["val_psnr_raw"] for e in _losses(run) if "val_psnr_raw" in e]
+    last, _, _ = runs.load_model(str(run), "latest")
+    (result,) = evaluate.evaluate_records(
+        {"last": lambda s: predictors.keras_predictor(last, cfg)}, record_dir)
+    assert result.psnr == pytest.approx(raw[-1], abs=1e-5)
 
 
 def _no_nan(token: str):

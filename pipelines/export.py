@@ -23,6 +23,10 @@ _VERSION = flags.DEFINE_integer("version", None, "Version number (default: next 
                                 lower_bound=1)
 _NAME = flags.DEFINE_string("name", None, "Model name (folder under --out_dir); default "
                             "srcnn_x<scale>, the one make upscale looks for.")
+_STEP = flags.DEFINE_integer("step", None, "With --run_dir: export the checkpoint kept at this "
+                             "step (its weight average when the run kept one) instead of best/, "
+                             "e.g. the best of a float32 held-out curve (make figures "
+                             "RUN=... ARGS=--test_dir=<records>).", lower_bound=0)
 _MAX_PIXELS = flags.DEFINE_integer("max_pixels", 16_000_000,
                                    "Largest batch * output pixels a request may ask for.",
                                    lower_bound=1)
@@ -40,6 +44,11 @@ def _check_source(f: dict) -> bool:
     return (f["run_dir"] is None) != (f["from_saved_model"] is None)
 
 
+flags.register_multi_flags_validator(
+    ["step", "run_dir"], lambda f: f["step"] is None or f["run_dir"] is not None,
+    message="--step picks a checkpoint of --run_dir: give --run_dir")
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -48,7 +57,7 @@ def main(argv: list[str]) -> None:
             path = export.reexport(_FROM.value, _OUT_DIR.value, _VERSION.value, _NAME.value)
         else:
             path = export.export_run(_RUN_DIR.value, _OUT_DIR.value, _VERSION.value,
-                                     _MAX_PIXELS.value, _NAME.value)
+                                     _MAX_PIXELS.value, _NAME.value, _STEP.value)
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         fail(e)
     logging.info("exported %s", path)

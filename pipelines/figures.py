@@ -21,8 +21,10 @@ _CHAINS = flags.DEFINE_list("chains", [], "Exported model folders (their newest 
 _OUT_DIR = flags.DEFINE_string("out_dir", "figures", "Where the PNGs go.")
 _IMAGES = flags.DEFINE_list("images", [], "HR images for the comparison crops.")
 _TEST_DIR = flags.DEFINE_string(
-    "test_dir", None, "HR images (e.g. Set5): score every kept checkpoint on them and plot PSNR "
-    "against training minutes (reporting only, never selection).")
+    "test_dir", None, "Score every kept checkpoint (float32) and plot PSNR against training "
+    "minutes, on HR images (e.g. Set5: reporting only, never selection) or on a records "
+    "folder's held-out images (the ones training selects on: a step to export with "
+    "make export ... ARGS=--step=N).")
 _CROP = flags.DEFINE_integer("crop", 96, "Crop size of the comparison panels.", lower_bound=16)
 
 flags.register_validator("run_dir", lambda p: p is None or os.path.isfile(
@@ -67,14 +69,21 @@ def _figures() -> list[str]:
             os.path.join(_OUT_DIR.value, f"{name}_comparison.png"), _CROP.value))
     if _TEST_DIR.value:
         curve = evaluate.checkpoint_curve(_RUN_DIR.value, _TEST_DIR.value, scale)
-        set_name = os.path.basename(os.path.normpath(_TEST_DIR.value))
+        records = evaluate.is_records(_TEST_DIR.value)
+        set_name = evaluate.held_out_name(_TEST_DIR.value) if records else \
+            os.path.basename(os.path.normpath(_TEST_DIR.value))
         csv_path = os.path.join(_OUT_DIR.value, f"{name}_time_to_quality.csv")
         with open(csv_path, "w") as f:
             f.write("step,minutes,psnr,ssim\n")
             f.writelines(f"{c['step']},{c['minutes']:.2f},{c['psnr']:.4f},{c['ssim']:.4f}\n"
                          for c in curve)
-        bicubic = evaluate.evaluate_folder(predictors.bicubic_predictor, _TEST_DIR.value, scale,
-                                           "bicubic").psnr
+        if records:
+            bicubic = next(r.psnr for r in evaluate.evaluate_records(
+                {"bicubic": lambda s: predictors.bicubic_predictor}, _TEST_DIR.value)
+                if r.scale == scale)
+        else:
+            bicubic = evaluate.evaluate_folder(predictors.bicubic_predictor, _TEST_DIR.value,
+                                               scale, "bicubic").psnr
         refs = {"bicubic": bicubic}
         refs.update({f"paper {m}": p for (s, sc, m), (p, _) in evaluate.PAPER.items()
                      if s == set_name and sc == scale and m != "bicubic"})

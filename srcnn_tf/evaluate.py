@@ -114,7 +114,19 @@ def evaluate_records(methods: dict[str, Callable[[float], Predictor]], record_di
     hold, one Result per method of `methods` ({name: the predictor for a factor}), the images
     read once. They are the images training validates on and selects by, so an export, a
     TFLite file or bicubic is measured as the run's `val_psnr` was."""
-    held_out: dict[float, list[tuple[str, np.ndarray, np.ndarray]]] = {}  # (id, input, hr)
+    set_name = set_name or held_out_name(record_dir)
+    results = []
+    for scale, images in sorted(held_out_images(record_dir).items()):
+        for method, predictor_at in methods.items():
+            results.append(_score_held_out(set_name, scale, method, predictor_at(scale), images))
+    return results
+
+
+def held_out_images(record_dir: str) -> dict[float, list[tuple[str, np.ndarray, np.ndarray]]]:
+    """{scale: [(source id, bicubic input [H, W, 1] float32 in [0, 1], HR Y [H, W, 1] uint8)]}
+    of a records folder's held-out whole images; ValueError naming `record_dir` when it has
+    none or they are not Y."""
+    held_out: dict[float, list[tuple[str, np.ndarray, np.ndarray]]] = {}
     for v in records.read_patches(record_dir, split="val"):
         if v["input"].shape[2] != 1:
             raise ValueError(f"{record_dir}: held-out images of {v['input'].shape[2]} channels; "
@@ -124,16 +136,20 @@ def evaluate_records(methods: dict[str, Callable[[float], Predictor]], record_di
     if not held_out:
         raise ValueError(f"{record_dir}: the records hold no held-out images (make records "
                          f"with --val_fraction or --val_dir)")
+    return held_out
+
+
+def held_out_name(record_dir: str) -> str:
+    """How tables name a records folder's held-out images: '<parent>/<folder> held-out'."""
     parts = os.path.normpath(os.path.abspath(record_dir)).split(os.sep)
-    set_name = set_name or f"{'/'.join(parts[-2:])} held-out"
-    results = []
-    for scale, images in sorted(held_out.items()):
-        for method, predictor_at in methods.items():
-            predictor = predictor_at(scale)
-            results.append(_result(set_name, scale, method, [
-                _score(set_name, scale, method, source, predictors.super_resolve_y(predictor, inp),
-                       hr) for source, inp, hr in images]))
-    return results
+    return f"{'/'.join(parts[-2:])} held-out"
+
+
+def _score_held_out(set_name: str, scale: float, method: str, predictor: Predictor,
+                    images: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> Result:
+    return _result(set_name, scale, method, [
+        _score(set_name, scale, method, source, predictors.super_resolve_y(predictor, inp), hr)
+        for source, inp, hr in images])
 
 
 def colour_sr(path: str, scale: float, sr_y: np.ndarray) -> np.ndarray:
@@ -189,8 +205,11 @@ def markdown_table(results: Sequence[Result], paper: bool = False) -> str:
 
 
 def checkpoint_curve(run_dir: str, folder: str, scale: int) -> list[dict]:
-    """PSNR on `folder` of every checkpoint kept in run_dir/checkpoints (the weights it
-    serves: the weight average of a run that kept one), with its wall time.
+    """PSNR/SSIM (float32 inference) of every checkpoint kept in run_dir/checkpoints (the
+    weights it serves: the weight average of a run that kept one), with its step and wall
+    time, on `folder`: HR images (a test set: reporting only) or a records folder (its
+    held-out images at `scale`: the ones training selects on, so a step picked here is picked
+    as training picks best/; `make export ... --step`).
 
     Outside training: this is how the time-to-quality curve is measured.
     """
@@ -200,13 +219,25 @@ def checkpoint_curve(run_dir: str, folder: str, scale: int) -> list[dict]:
 
     model, model_cfg, _ = load_model(run_dir, "latest")
     predictor = predictors.keras_predictor(model, model_cfg)
+    if is_records(folder):
+        held_out = held_out_images(folder)
+        if scale not in held_out:
+            raise ValueError(f"{folder}: its held-out images are for x"
+                             f"{imaging.scale_name(sorted(held_out))}, not x{scale}")
+
+        def score() -> Result:
+            return _score_held_out(held_out_name(folder), scale, "srcnn", predictor,
+                                   held_out[scale])
+    else:
+        def score() -> Result:
+            return evaluate_folder(predictor, folder, scale, "srcnn")
     out = []
     for path in RunDir(run_dir).kept_checkpoints():
         elapsed = tf.Variable(0.0, dtype=tf.float64)
         step = tf.Variable(0, dtype=tf.int64)
         tf.train.Checkpoint(elapsed_seconds=elapsed, step=step).read(path).expect_partial()
         restore_served(model, path)
-        r = evaluate_folder(predictor, folder, scale, "srcnn")
+        r = score()
         out.append({"step": int(step.numpy()), "minutes": float(elapsed.numpy()) / 60,
                     "psnr": r.psnr, "ssim": r.ssim})
     return out

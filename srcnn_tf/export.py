@@ -82,12 +82,14 @@ def export_saved_model(model: tf.keras.Model, config: ModelConfig,
 
 
 def export_run(run_dir: str, out_root: str, version: int | None = None,
-               max_pixels: int = 16_000_000, name: str | None = None) -> str:
-    """Exports the best checkpoint of a training run, with its provenance in metadata.json
-    (run folder name, records sources and fingerprint, the chain of warm starts: no machine
-    paths)."""
-    model, config, scale = runs.load_model(run_dir, "best")
-    info = runs.describe_init(run_dir)
+               max_pixels: int = 16_000_000, name: str | None = None,
+               step: int | None = None) -> str:
+    """Exports the best checkpoint of a training run, or with `step` the weights it served at
+    that kept checkpoint (one a float32 held-out curve picked: evaluate.checkpoint_curve),
+    with its provenance in metadata.json (run folder name, records sources and fingerprint,
+    the chain of warm starts: no machine paths)."""
+    model, config, scale = runs.load_model(run_dir, "best", step)
+    info = runs.describe_run(run_dir, step)
     stage = info["chain"][-1]
     run = runs.RunDir(run_dir)
     cfg = run.config()

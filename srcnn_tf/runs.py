@@ -118,6 +118,16 @@ class RunDir:
             raise FileNotFoundError(f"{self.path}: no checkpoint found (train first)")
         return path
 
+    def kept_checkpoint(self, step: int) -> str:
+        """The checkpoint kept at `step` under checkpoints/; FileNotFoundError naming the
+        steps kept when there is none."""
+        kept = {self.step_of(p): p for p in self.kept_checkpoints()}
+        if step not in kept:
+            raise FileNotFoundError(
+                f"{self.path}: no checkpoint kept at step {step} (kept: "
+                f"{', '.join(map(str, sorted(kept))) or 'none'})")
+        return kept[step]
+
     @staticmethod
     def step_of(checkpoint: str) -> int:
         """The training step a checkpoint path names (ckpt-1200, weights-1200.npz)."""
@@ -128,12 +138,18 @@ class RunDir:
         return list(state.all_model_checkpoint_paths) if state else []
 
 
-def load_model(run_dir: str, which: str = "best") -> tuple[keras.Model, ModelConfig, int]:
-    """Restores a run's model ("best" or "latest") in float32 -> (model, model config, scale)."""
+def load_model(run_dir: str, which: str = "best",
+               step: int | None = None) -> tuple[keras.Model, ModelConfig, int]:
+    """Restores a run's model ("best", or "latest": its last iterate) in float32 -> (model,
+    model config, scale); with `step`, the weights it serves at that kept checkpoint
+    (restore_served) instead."""
     run = RunDir(run_dir)
     model_cfg, scale = run.model_config()
     model = build_srcnn(model_cfg, dtype="float32")  # inference in float32 whatever trained it
-    restore_weights(model, run.checkpoint(which))
+    if step is None:
+        restore_weights(model, run.checkpoint(which))
+    else:
+        restore_served(model, run.kept_checkpoint(step))
     return model, model_cfg, scale
 
 
@@ -228,6 +244,16 @@ def _describe_weights(source: str) -> dict[str, Any]:
                          f"(no {', '.join(missing)} in its info)")
     return {"checkpoint": source, "model": chains.architecture(info["model"]),
             "scale": info["scale"], "label": info["label"], "chain": info.get("chain", [])}
+
+
+def describe_run(run_dir: str, step: int | None = None) -> dict[str, Any]:
+    """describe_init's record of a run's best checkpoint, or with `step` of the one kept at
+    that step (what `make export ... --step` writes)."""
+    run = RunDir(run_dir)
+    if step is None:
+        return _describe_run(run)
+    return {"checkpoint": run.kept_checkpoint(step),
+            **chains.run_record(run.name, run.config(), step, run.event_at(step))}
 
 
 def _describe_run(run: RunDir) -> dict[str, Any]:

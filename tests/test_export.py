@@ -67,6 +67,31 @@ def test_layout_versions_and_metadata(trained):
         export.latest_export(trained["root"], 4)
 
 
+def test_export_of_a_kept_step(trained, tmp_path):
+    """--step exports the weights a kept checkpoint serves, with that step in its chain; a step
+    not kept, or --step without a run, is refused naming it."""
+    cmd = [sys.executable, "-m", "pipelines.export", f"--run_dir={trained['run']}",
+           f"--out_dir={tmp_path}"]
+    r = subprocess.run(cmd + ["--step=15"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    path = os.path.join(tmp_path, "srcnn_x3", "1")
+    meta = json.loads(open(os.path.join(path, "metadata.json")).read())
+    assert meta["best_step"] == 15 and meta["training_chain"][-1]["steps"] == 15
+    exported, _, _ = runs.load_export(path)
+    kept, _, _ = runs.load_model(trained["run"], step=15)
+    final, _, _ = runs.load_model(trained["run"], "latest")
+    for e, k, f in zip(exported.weights, kept.weights, final.weights):
+        np.testing.assert_array_equal(e.numpy(), k.numpy())
+        assert not np.array_equal(k.numpy(), f.numpy())
+    r = subprocess.run(cmd + ["--step=16"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "no checkpoint kept at step 16 (kept: 15, 30)" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "pipelines.export", "--step=15",
+                        f"--from_saved_model={path}"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode != 0 and "--step picks a checkpoint of --run_dir" in r.stderr
+
+
 def session_run(path: str, signature: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Runs a signature the way TF Serving does: the session-based SavedModel loader (import
     the MetaGraph, run the saver's restore op) and Session.run on the signature's tensors."""

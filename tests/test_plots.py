@@ -45,6 +45,21 @@ def test_figures_pipeline(tiny, tmp_path):
         assert imaging.load_image(p).shape[0] > 200
 
 
+def test_a_checkpoint_curve_on_held_out_records_is_what_training_validated(tiny, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pipelines.figures", f"--run_dir={tiny['run']}",
+                        f"--out_dir={tmp_path}", f"--test_dir={tiny['records']}"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    name = tiny["run"].rstrip("/").split("/")[-1]
+    rows = (tmp_path / f"{name}_time_to_quality.csv").read_text().splitlines()[1:]
+    curve = {int(row.split(",")[0]): float(row.split(",")[2]) for row in rows}
+    with open(f"{tiny['run']}/metrics.jsonl") as f:
+        validated = {e["step"]: e["val_psnr"] for e in map(json.loads, f) if "val_psnr" in e}
+    assert sorted(curve) == [4, 8, 12]
+    for step, psnr in curve.items():
+        assert psnr == pytest.approx(validated[step], abs=1e-4)
+
+
 CHAIN = [{"model": "a/1", "steps": 100, "minutes": 1.0},  # other held-out images: steps only
          {"model": "s2", "steps": 300, "minutes": 2.0, "val_psnr": 30.0},
          {"model": "s3", "steps": 400, "minutes": 2.0, "val_psnr": 30.1},

@@ -41,6 +41,10 @@ _AUGMENT = flags.DEFINE_bool("augment", _D.augment,
 _DOWNSCALE = flags.DEFINE_bool("downscale_copies", _D.downscale_copies,
                                "Add the 0.9..0.6 downscaled copies only (make train's default "
                                "recipe adds the flips/rotations on the fly).")
+_EDGE_PAD = flags.DEFINE_integer(
+    "edge_pad", _D.edge_pad, "Edge-replicate each training image by this many pixels a side "
+    "before cutting patches, so patches also reach past its edges as the model's own edge "
+    "padding does at inference (the model's border: 8 for 9-5-5, 6 for 9-1-5).", lower_bound=0)
 _VAL_FRACTION = flags.DEFINE_float("val_fraction", _D.val_fraction,
                                    "Fraction of images held out as whole-image validation.",
                                    lower_bound=0.0, upper_bound=0.9)
@@ -103,7 +107,8 @@ def config_from_flags() -> records.RecordsConfig:
         tfds_image_key=_TFDS_IMAGE_KEY.value, channels=int(_CHANNELS.value),
         patch_size=_PATCH_SIZE.value, label_size=_LABEL_SIZE.value, stride=_STRIDE.value,
         blur_sigma=_BLUR.value, augment=_AUGMENT.value,
-        downscale_copies=_DOWNSCALE.value, val_fraction=_VAL_FRACTION.value,
+        downscale_copies=_DOWNSCALE.value, edge_pad=_EDGE_PAD.value,
+        val_fraction=_VAL_FRACTION.value,
         val_dir=_VAL_DIR.value, num_shards=_NUM_SHARDS.value,
         compression="" if _COMPRESSION.value == "none" else "GZIP",
         max_pixels=_MAX_PIXELS.value, workers=_WORKERS.value,

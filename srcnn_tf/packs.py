@@ -129,7 +129,7 @@ def patch_bank(pack: Pack, scales: tuple[float, ...] | None = None
     for index, hr in pack.train:
         for _, _, _, scale, pi, pl in patches_lib.image_patches(
                 hr, index, factors, cfg.patch_size, cfg.label_size, cfg.stride,
-                cfg.blur_sigma, cfg.augment, cfg.downscale_copies):
+                cfg.blur_sigma, cfg.augment, cfg.downscale_copies, cfg.edge_pad):
             inputs.append(pi)
             labels.append(pl)
             scales.append(scale)

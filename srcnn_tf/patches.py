@@ -94,16 +94,21 @@ def encode_example(inp: np.ndarray, label: np.ndarray, source: int, row: int, co
 
 def image_patches(hr: np.ndarray, index: int, scales: tuple[float, ...], patch_size: int,
                   label_size: int, stride: int, blur_sigma: float,
-                  augment: bool, downscale: bool = False
+                  augment: bool, downscale: bool = False, edge_pad: int = 0
                   ) -> Iterator[tuple[int, int, int, float, np.ndarray, np.ndarray]]:
     """(row, col, aug id, scale, input PxPxC, label LxLxC) of every training patch of source
     image `index` (uint8 HR HxWxC): each augmented variant on the paper's grid. With several
-    `scales` (a multi-scale set), patch position j takes scale (index + j) mod K of the K."""
+    `scales` (a multi-scale set), patch position j takes scale (index + j) mod K of the K.
+    With `edge_pad`, input and label are first edge-replicated by that many pixels a side
+    (row/col then count from the padded corner)."""
     for aug, variant in augment_variants(hr, augment, downscale):
         for k, scale in enumerate(scales):
             if min(imaging.modcrop(variant, scale).shape[:2]) < patch_size:
                 continue  # too small for one patch (and for the bicubic degradation)
             inp, label = make_pair(variant, scale, blur_sigma)
+            if edge_pad:
+                widths = ((edge_pad, edge_pad), (edge_pad, edge_pad), (0, 0))
+                inp, label = np.pad(inp, widths, mode="edge"), np.pad(label, widths, mode="edge")
             grid = extract_patches(inp, label, patch_size, label_size, stride)
             for j, (r, c, pi, pl) in enumerate(grid):
                 if (index + j) % len(scales) == k:
@@ -112,12 +117,13 @@ def image_patches(hr: np.ndarray, index: int, scales: tuple[float, ...], patch_s
 
 def image_examples(hr: np.ndarray, index: int, scales: tuple[float, ...], patch_size: int,
                    label_size: int, stride: int, blur_sigma: float,
-                   augment: bool, downscale: bool = False) -> Iterator[bytes]:
+                   augment: bool, downscale: bool = False, edge_pad: int = 0) -> Iterator[bytes]:
     """Example bytes of every patch of `image_patches` (the scale stored when there are
     several)."""
     multi = len(scales) > 1
     for r, c, aug, scale, pi, pl in image_patches(hr, index, scales, patch_size, label_size,
-                                                  stride, blur_sigma, augment, downscale):
+                                                  stride, blur_sigma, augment, downscale,
+                                                  edge_pad):
         yield encode_example(pi, pl, index, r, c, aug, scale if multi else None)
 
 

@@ -57,6 +57,10 @@ class RecordsConfig:
     blur_sigma: float = 0.0
     augment: bool = False  # FSRCNN: 5 downscaled copies x 8 flips/rotations of each image
     downscale_copies: bool = False  # the 5 downscaled copies only
+    # Pixels edge-replicated around each training pair before the patch grid, so patches also
+    # reach past the image edge as inference's edge padding does (model.pad_for_valid): the
+    # model's border (8 for 9-5-5) trains the pixels near an image's edges.
+    edge_pad: int = 0
     val_fraction: float = 0.05
     val_dir: str | None = None
     num_shards: int = 8
@@ -84,6 +88,7 @@ class RecordsConfig:
             (self.augment and self.downscale_copies, "downscale_copies: augment already writes "
              "the downscaled copies (with their flips/rotations); give one of them"),
             (self.stride < 1, f"stride must be >= 1, got {self.stride}"),
+            (self.edge_pad < 0, f"edge_pad must be >= 0, got {self.edge_pad}"),
             (self.max_pixels < 1, f"max_pixels must be >= 1, got {self.max_pixels}"),
             (self.num_shards < 1, f"num_shards must be >= 1, got {self.num_shards}"),
             (self.compression not in ("", "GZIP"),
@@ -116,8 +121,9 @@ class RecordsConfig:
         d["scale"] = imaging.scale_json(self.scale)  # 3 and 3.0, (3,) and 3: the same records
         for k in ("workers", "strict", "overwrite", "progress", "out_dir"):
             d.pop(k)
-        if not self.downscale_copies:
-            d.pop("downscale_copies")  # records built before the field keep their fingerprint
+        for k in ("downscale_copies", "edge_pad"):
+            if not d[k]:
+                d.pop(k)  # records built before the field keep their fingerprint
         return d
 
 
@@ -160,7 +166,7 @@ def _process_shard(task: ShardTask, config: RecordsConfig) -> dict[str, Any]:
                 for example in patches_lib.image_examples(
                         hr, index, config.scales, config.patch_size, config.label_size,
                         config.stride, config.blur_sigma, config.augment,
-                        config.downscale_copies):
+                        config.downscale_copies, config.edge_pad):
                     writer.write(example)
                     n += 1
                 if n == 0:
@@ -390,8 +396,9 @@ def read_patches(record_dir: str, split: str = "train") -> Iterator[dict[str, An
 
 def describe(manifest: dict[str, Any]) -> dict[str, Any]:
     """What records hold, on any machine: source names, patches, images, fingerprint, and the
-    augmentation written into them when there is any."""
-    copies = {k: True for k in ("augment", "downscale_copies") if manifest["config"].get(k)}
+    augmentation and edge padding written into them when there is any."""
+    copies = {k: manifest["config"][k] for k in ("augment", "downscale_copies", "edge_pad")
+              if manifest["config"].get(k)}
     return {"sources": sources_lib.source_names(manifest["config"]),
             "patches": manifest["train"]["patches"],
             "images": manifest["train"]["images"], "fingerprint": manifest["fingerprint"], **copies}

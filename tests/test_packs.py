@@ -20,7 +20,8 @@ def _records(image_dir, out, **kw) -> str:
 
 
 @pytest.mark.parametrize("kw", [{"scale": 3}, {"scale": (1.5, 2, 3)},
-                                {"scale": 3, "downscale_copies": True}])
+                                {"scale": 3, "downscale_copies": True},
+                                {"scale": 3, "edge_pad": 8}])
 def test_pack_gives_the_records_patches_and_val_images(image_dir, tmp_path, kw):
     record_dir = _records(image_dir, tmp_path / "rec", stride=10, **kw)
     info = packs.write_pack(record_dir, str(tmp_path / "images.npz"))

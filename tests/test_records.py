@@ -29,7 +29,7 @@ def _config(src, out, **kw) -> records.RecordsConfig:
     return records.RecordsConfig(input_dirs=(str(src),), out_dir=str(out), **kw)
 
 
-def _recompute(image_dir, sample, scale, patch, label, aug=0, channels=1):
+def _recompute(image_dir, sample, scale, patch, label, aug=0, channels=1, edge_pad=0):
     """The patch straight from the source file, without the records module."""
     img = imaging.load_image(image_dir / sample["source"])
     hr = imaging.to_y(img) if channels == 1 else (
@@ -41,6 +41,9 @@ def _recompute(image_dir, sample, scale, patch, label, aug=0, channels=1):
         hr = np.rot90(hr[:, ::-1] if flip else hr, k)
     hr = imaging.modcrop(hr, scale).astype(np.float64) / 255.0
     inp = imaging.imresize(imaging.imresize(hr, scale=1 / scale), output_shape=hr.shape[:2])
+    if edge_pad:
+        hr, inp = (np.pad(a, ((edge_pad,) * 2, (edge_pad,) * 2, (0, 0)), mode="edge")
+                   for a in (hr, inp))
     r, c, pad = sample["row"], sample["col"], (patch - label) // 2
     return (inp[r : r + patch, c : c + patch].astype(np.float32),
             hr[r + pad : r + pad + label, c + pad : c + pad + label].astype(np.float32))
@@ -114,6 +117,31 @@ def test_downscaled_copies_alone(image_dir, tmp_path):
         np.testing.assert_array_equal(s["label"], lab)
     with pytest.raises(ValueError, match="downscale_copies: augment already"):
         records.build_records(dataclasses.replace(cfg, augment=True))
+
+
+def test_edge_padded_patches_reach_past_the_image_edges(image_dir, tmp_path):
+    """--edge_pad=8: each pair is edge-replicated by 8 pixels before the grid, so the first
+    patch of an image starts 8 pixels outside it, as the 9-5-5's input does at inference, and
+    its output label (the centre 17) starts at the image's first pixel. Named in training
+    chains; records without it keep their fingerprint."""
+    plain = _config(image_dir, tmp_path / "plain", scale=3, val_fraction=0)
+    assert "edge_pad" not in plain.content_fields()
+    cfg = dataclasses.replace(plain, out_dir=str(tmp_path / "edge"), edge_pad=8)
+    n_plain = records.build_records(plain)["train"]["patches"]
+    manifest = records.build_records(cfg)
+    assert manifest["train"]["patches"] > n_plain
+    assert records.describe(manifest)["edge_pad"] == 8
+    assert "edge_pad" not in records.describe(records.load_manifest(plain.record_dir))
+    samples = list(records.read_patches(cfg.record_dir))
+    first = samples[0]
+    assert (first["row"], first["col"]) == (0, 0)
+    np.testing.assert_array_equal(first["input"][:8], np.repeat(first["input"][8:9], 8, 0))
+    for s in samples[:: max(1, len(samples) // 9)]:
+        inp, lab = _recompute(image_dir, s, 3, 33, 21, edge_pad=8)
+        np.testing.assert_array_equal(s["input"], inp)
+        np.testing.assert_array_equal(s["label"], lab)
+    with pytest.raises(ValueError, match="edge_pad must be >= 0, got -1"):
+        records.build_records(dataclasses.replace(cfg, edge_pad=-1))
 
 
 def test_augmented_rgb_patches_match(image_dir, tmp_path):

@@ -38,6 +38,37 @@ def keras_predictor(model, model_config, scale: float | None = None) -> Predicto
     return lambda x: run(tf.constant(x[None], tf.float32))[0].numpy()
 
 
+class Judge:
+    """A Keras model run on whole images for validation: (x (1, H, W, C) float32 tensor in
+    [0, 1], scale tensor or None) -> (1, H, W, C) float32. With `float32_twin` (training in mixed
+    precision), `refresh` copies the model's weights into a float32 twin that runs instead, so
+    val_psnr and the best checkpoint measure what an export computes: bfloat16 inference moved
+    held-out PSNR by up to 0.01 dB either way, as much as a long stage adds."""
+
+    def __init__(self, model, model_config, float32_twin: bool) -> None:
+        import tensorflow as tf
+
+        from srcnn_tf.model import build_srcnn, super_resolve
+
+        self.model = model
+        self.twin = build_srcnn(model_config, dtype="float32") if float32_twin else None
+        runs_on = self.twin or model
+
+        @tf.function(reduce_retracing=True)
+        def predict(x, scale=None):
+            return super_resolve(runs_on, model_config, x, scale)
+
+        self._predict = predict
+
+    def refresh(self) -> None:
+        """Takes the model's current weights (a no-op without a twin)."""
+        if self.twin is not None:
+            self.twin.set_weights(self.model.get_weights())
+
+    def __call__(self, x, scale=None):
+        return self._predict(x, scale)
+
+
 def saved_model_y_predictor(path: str, scale: float | None = None) -> Predictor:
     """A SavedModel's `super_resolve_y` signature as a predictor; with `scale`, a multi-scale
     model's `super_resolve_y_at` (told the factor)."""

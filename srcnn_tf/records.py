@@ -57,10 +57,7 @@ class RecordsConfig:
     blur_sigma: float = 0.0
     augment: bool = False  # FSRCNN: 5 downscaled copies x 8 flips/rotations of each image
     downscale_copies: bool = False  # the 5 downscaled copies only
-    # Pixels edge-replicated around each training pair before the patch grid, so patches also
-    # reach past the image edge as inference's edge padding does (model.pad_for_valid): the
-    # model's border (8 for 9-5-5) trains the pixels near an image's edges.
-    edge_pad: int = 0
+    edge_pad: int = 0  # pixels edge-replicated around each pair before the grid (patches.py)
     val_fraction: float = 0.05
     val_dir: str | None = None
     num_shards: int = 8
@@ -121,10 +118,8 @@ class RecordsConfig:
         d["scale"] = imaging.scale_json(self.scale)  # 3 and 3.0, (3,) and 3: the same records
         for k in ("workers", "strict", "overwrite", "progress", "out_dir"):
             d.pop(k)
-        for k in ("downscale_copies", "edge_pad"):
-            if not d[k]:
-                d.pop(k)  # records built before the field keep their fingerprint
-        return d
+        # Fields added later are left out when off: older records keep their fingerprint.
+        return {k: v for k, v in d.items() if v or k not in ("downscale_copies", "edge_pad")}
 
 
 @dataclasses.dataclass
@@ -211,10 +206,8 @@ def load_manifest(record_dir: str) -> dict[str, Any]:
     with open(path) as f:
         manifest = json.load(f)
     if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(
-            f"{path}: schema version {manifest.get('schema_version')}, this code reads "
-            f"{SCHEMA_VERSION}: rebuild them (overwrite=True)"
-        )
+        raise ValueError(f"{path}: schema version {manifest.get('schema_version')}, this code "
+                         f"reads {SCHEMA_VERSION}: rebuild them (overwrite=True)")
     return manifest
 
 
@@ -256,9 +249,8 @@ def _say_what_is_replaced(record_dir: str, config: RecordsConfig) -> None:
                 before, after, f" (changed: {', '.join(changed)})" if changed else "")
 
 
-def _write_val(
-    val: list[Source], first_index: int, config: RecordsConfig, path: str
-) -> tuple[list[dict], str]:
+def _write_val(val: list[Source], first_index: int, config: RecordsConfig,
+               path: str) -> tuple[list[dict], str]:
     entries = []
     tmp = path + ".tmp"
     with tfrecord.TFRecordWriter(tmp, config.compression) as writer:

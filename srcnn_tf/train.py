@@ -26,7 +26,7 @@ from srcnn_tf import data as data_lib
 from srcnn_tf import imaging, predictors, records, runs
 from srcnn_tf.devices import is_chief, make_strategy, resolve_precision
 from srcnn_tf.meters import Clock, Progress
-from srcnn_tf.model import ModelConfig, build_srcnn, super_resolve
+from srcnn_tf.model import ModelConfig, build_srcnn
 from srcnn_tf.optim import LossScale, WeightAverage, make_optimizers
 
 log = logging.getLogger("srcnn_tf.train")
@@ -123,33 +123,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
         return Trainer(config, precision).run()
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
-
-
-class Judge:
-    """A model run on whole images for validation: (x [1, H, W, C] float32 in [0, 1], scale or
-    None) -> [1, H, W, C] float32. With `float32_twin` (training in mixed precision), `refresh`
-    copies the model's weights into a float32 twin that runs instead, so val_psnr and the best
-    checkpoint measure what an export computes: bfloat16 inference moves held-out PSNR by up
-    to 0.01 dB either way, as much as a long stage adds."""
-
-    def __init__(self, model: keras.Model, model_config: ModelConfig, float32_twin: bool) -> None:
-        self.model = model
-        self.twin = build_srcnn(model_config, dtype="float32") if float32_twin else None
-        runs_on = self.twin or model
-
-        @tf.function(reduce_retracing=True)
-        def predict(x: tf.Tensor, scale: tf.Tensor | None = None) -> tf.Tensor:
-            return super_resolve(runs_on, model_config, x, scale)
-
-        self._predict = predict
-
-    def refresh(self) -> None:
-        """Takes the model's current weights (a no-op without a twin)."""
-        if self.twin is not None:
-            self.twin.set_weights(self.model.get_weights())
-
-    def __call__(self, x: tf.Tensor, scale: tf.Tensor | None = None) -> tf.Tensor:
-        return self._predict(x, scale)
 
 
 class Trainer:
@@ -270,8 +243,8 @@ class Trainer:
                 average.update()
             return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
-        self.predict = Judge(self.served, self.config.model, bool(self.precision))
-        self.predict_raw = Judge(model, self.config.model, bool(self.precision)) \
+        self.predict = predictors.Judge(self.served, self.config.model, bool(self.precision))
+        self.predict_raw = predictors.Judge(model, self.config.model, bool(self.precision)) \
             if average else None
         return train_step
 
@@ -293,9 +266,9 @@ class Trainer:
 
     def validate_per_scale(self, predict=None, net=None) -> dict[float, float]:
         """{scale: mean PSNR of the held-out images at that scale}: of `predict` (an image
-        predictor) or of `net` (a Judge like self.predict, the default)."""
+        predictor) or of `net` (a predictors.Judge like self.predict, the default)."""
         net = net or self.predict
-        if isinstance(net, Judge):
+        if isinstance(net, predictors.Judge):
             net.refresh()
 
         def predictor_at(s: float) -> predictors.Predictor:

@@ -76,10 +76,11 @@ def test_the_timed_loop_keeps_one_call_queued(tmp_path):
         return state, issued[-1]
 
     loop = jax_train._Loop.__new__(jax_train._Loop)
-    loop.config = jax_train.JaxTrainConfig(run_dir=str(tmp_path), scale=(3,), minutes=0.02,
+    loop.config = jax_train.JaxTrainConfig(run_dir=str(tmp_path), scale=(3,), minutes=0.05,
                                            steps_per_call=1, val_every_minutes=1.0)
     loop.state, loop.bank, loop.call = ([], None), None, call
     loop.key = jax.random.PRNGKey(0)
+    jax.random.split(loop.key)  # compiled before the clock starts (a loaded host is slow at it)
     loop.event = lambda step, minutes, lr, losses: {"loss": 0.0, "val_psnr": 0.0,
                                                     "patches_per_s": 0.0}
     loop.run = type("Run", (), {"save_weights": lambda self, *a: None})()

@@ -68,23 +68,16 @@ def _figures() -> list[str]:
             predictor, _IMAGES.value, scale,
             os.path.join(_OUT_DIR.value, f"{name}_comparison.png"), _CROP.value))
     if _TEST_DIR.value:
+        bicubic = evaluate.scorer(_TEST_DIR.value, scale)(predictors.bicubic_predictor,
+                                                          "bicubic")
+        set_name = bicubic.set
         curve = evaluate.checkpoint_curve(_RUN_DIR.value, _TEST_DIR.value, scale)
-        records = evaluate.is_records(_TEST_DIR.value)
-        set_name = evaluate.held_out_name(_TEST_DIR.value) if records else \
-            os.path.basename(os.path.normpath(_TEST_DIR.value))
         csv_path = os.path.join(_OUT_DIR.value, f"{name}_time_to_quality.csv")
         with open(csv_path, "w") as f:
             f.write("step,minutes,psnr,ssim\n")
             f.writelines(f"{c['step']},{c['minutes']:.2f},{c['psnr']:.4f},{c['ssim']:.4f}\n"
                          for c in curve)
-        if records:
-            bicubic = next(r.psnr for r in evaluate.evaluate_records(
-                {"bicubic": lambda s: predictors.bicubic_predictor}, _TEST_DIR.value)
-                if r.scale == scale)
-        else:
-            bicubic = evaluate.evaluate_folder(predictors.bicubic_predictor, _TEST_DIR.value,
-                                               scale, "bicubic").psnr
-        refs = {"bicubic": bicubic}
+        refs = {"bicubic": bicubic.psnr}
         refs.update({f"paper {m}": p for (s, sc, m), (p, _) in evaluate.PAPER.items()
                      if s == set_name and sc == scale and m != "bicubic"})
         written += [csv_path, plots.plot_time_to_quality(

@@ -204,6 +204,21 @@ def markdown_table(results: Sequence[Result], paper: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+def scorer(folder: str, scale: float) -> Callable[[Predictor, str], Result]:
+    """(predictor, method) -> its Result on `folder` at `scale`: HR images (evaluate_folder) or a
+    records folder's held-out images (read once, here; ValueError naming `folder` when they
+    are not for `scale`)."""
+    if not is_records(folder):
+        return lambda predictor, method: evaluate_folder(predictor, folder, scale, method)
+    held_out = held_out_images(folder)
+    if scale not in held_out:
+        raise ValueError(f"{folder}: its held-out images are for x"
+                         f"{imaging.scale_name(sorted(held_out))}, not x{scale}")
+    name = held_out_name(folder)
+    return lambda predictor, method: _score_held_out(name, scale, method, predictor,
+                                                     held_out[scale])
+
+
 def checkpoint_curve(run_dir: str, folder: str, scale: int) -> list[dict]:
     """PSNR/SSIM (float32 inference) of every checkpoint kept in run_dir/checkpoints (the
     weights it serves: the weight average of a run that kept one), with its step and wall
@@ -219,25 +234,14 @@ def checkpoint_curve(run_dir: str, folder: str, scale: int) -> list[dict]:
 
     model, model_cfg, _ = load_model(run_dir, "latest")
     predictor = predictors.keras_predictor(model, model_cfg)
-    if is_records(folder):
-        held_out = held_out_images(folder)
-        if scale not in held_out:
-            raise ValueError(f"{folder}: its held-out images are for x"
-                             f"{imaging.scale_name(sorted(held_out))}, not x{scale}")
-
-        def score() -> Result:
-            return _score_held_out(held_out_name(folder), scale, "srcnn", predictor,
-                                   held_out[scale])
-    else:
-        def score() -> Result:
-            return evaluate_folder(predictor, folder, scale, "srcnn")
+    score = scorer(folder, scale)
     out = []
     for path in RunDir(run_dir).kept_checkpoints():
         elapsed = tf.Variable(0.0, dtype=tf.float64)
         step = tf.Variable(0, dtype=tf.int64)
         tf.train.Checkpoint(elapsed_seconds=elapsed, step=step).read(path).expect_partial()
         restore_served(model, path)
-        r = score()
+        r = score(predictor, "srcnn")
         out.append({"step": int(step.numpy()), "minutes": float(elapsed.numpy()) / 60,
                     "psnr": r.psnr, "ssim": r.ssim})
     return out

@@ -52,7 +52,7 @@ class Judge:
 
         self.model = model
         self.twin = build_srcnn(model_config, dtype="float32") if float32_twin else None
-        runs_on = self.twin or model
+        runs_on = model if self.twin is None else self.twin
 
         @tf.function(reduce_retracing=True)
         def predict(x, scale=None):

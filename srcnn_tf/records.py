@@ -389,11 +389,11 @@ def read_patches(record_dir: str, split: str = "train") -> Iterator[dict[str, An
 def describe(manifest: dict[str, Any]) -> dict[str, Any]:
     """What records hold, on any machine: source names, patches, images, fingerprint, and the
     augmentation and edge padding written into them when there is any."""
-    copies = {k: manifest["config"][k] for k in ("augment", "downscale_copies", "edge_pad")
-              if manifest["config"].get(k)}
+    written = {k: manifest["config"][k] for k in ("augment", "downscale_copies", "edge_pad")
+               if manifest["config"].get(k)}
     return {"sources": sources_lib.source_names(manifest["config"]),
-            "patches": manifest["train"]["patches"],
-            "images": manifest["train"]["images"], "fingerprint": manifest["fingerprint"], **copies}
+            "patches": manifest["train"]["patches"], "images": manifest["train"]["images"],
+            "fingerprint": manifest["fingerprint"], **written}
 
 
 def summary(manifest: dict[str, Any]) -> str:

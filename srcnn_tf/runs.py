@@ -213,7 +213,7 @@ def describe_init(source: str) -> dict[str, Any]:
     if os.path.isfile(source) and source.endswith(".npz"):
         return _describe_weights(source)
     if os.path.exists(os.path.join(source, CONFIG)):
-        return _describe_run(RunDir(source))
+        return describe_run(source)
     version = newest_version(source)
     if os.path.exists(os.path.join(version, "saved_model.pb")):
         return _describe_export(version)
@@ -250,14 +250,7 @@ def describe_run(run_dir: str, step: int | None = None) -> dict[str, Any]:
     """describe_init's record of a run's best checkpoint, or with `step` of the one kept at
     that step (what `make export ... --step` writes)."""
     run = RunDir(run_dir)
-    if step is None:
-        return _describe_run(run)
-    return {"checkpoint": run.kept_checkpoint(step),
-            **chains.run_record(run.name, run.config(), step, run.event_at(step))}
-
-
-def _describe_run(run: RunDir) -> dict[str, Any]:
-    path = run.checkpoint("best")
+    path = run.checkpoint("best") if step is None else run.kept_checkpoint(step)
     step = run.step_of(path)
     return {"checkpoint": path,
             **chains.run_record(run.name, run.config(), step, run.event_at(step))}

@@ -268,7 +268,7 @@ class Trainer:
         """{scale: mean PSNR of the held-out images at that scale}: of `predict` (an image
         predictor) or of `net` (a predictors.Judge like self.predict, the default)."""
         net = net or self.predict
-        if isinstance(net, predictors.Judge):
+        if not predict:
             net.refresh()
 
         def predictor_at(s: float) -> predictors.Predictor:
